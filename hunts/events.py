@@ -1,0 +1,181 @@
+"""The event log: append under row locks, publish after commit. The only module that knows group names."""
+
+import logging
+from collections.abc import Callable, Iterable
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.cache import cache
+from django.db import transaction
+
+from .models import Event, Hunt, Team
+
+log = logging.getLogger(__name__)
+
+MAX_REPLAY = 500
+
+
+def team_group(team_id: int) -> str:
+    return f"team.{team_id}"
+
+
+def hunt_group(hunt_id: int) -> str:
+    return f"hunt.{hunt_id}"
+
+
+def staff_group(hunt_id: int) -> str:
+    return f"staff.{hunt_id}"
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def head_key(stream: str, stream_id: int) -> str:
+    return f"seq:{stream}:{stream_id}"
+
+
+def iso(dt) -> str:
+    """UTC timestamps as clients expect them: ...Z, millisecond precision."""
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def frame_of(event: Event) -> dict:
+    return {
+        "type": event.kind,
+        "stream": event.stream,
+        "seq": event.seq,
+        "at": iso(event.created_at),
+        "data": event.data,
+    }
+
+
+def after_commit(fn: Callable[[], None]) -> None:
+    """Run fn once the surrounding transaction commits; a failure is logged, never raised to the caller."""
+    transaction.on_commit(fn, robust=True)
+
+
+class EventLog:
+    """Events of one transaction: seq numbers taken under the caller's row locks, one INSERT, pushed on commit.
+
+    The caller holds the lock of every Team (and, for hunt events, the Hunt) it passes in, fetched in
+    this transaction, so `event_seq` read from the instance is the current head.
+    """
+
+    def __init__(self, hunt: Hunt):
+        self.hunt = hunt
+        self.events: list[Event] = []
+        self.staff_frames: list[tuple[Event, dict]] = []
+        self._teams: dict[int, Team] = {}
+        self._hunt_touched = False
+
+    def team(self, team: Team, kind: str, data: dict, *, staff: bool = False) -> Event:
+        """Append to the team stream; `staff` also shows the frame on the hunt's staff stream."""
+        team.event_seq += 1
+        self._teams[team.pk] = team
+        event = Event(hunt_id=self.hunt.pk, team=team, seq=team.event_seq, kind=kind, data=data)
+        self.events.append(event)
+        if staff:
+            self.staff_frames.append((event, {"slug": team.slug, "name": team.name}))
+        return event
+
+    def hunt_wide(self, kind: str, data: dict) -> Event:
+        self.hunt.event_seq += 1
+        self._hunt_touched = True
+        event = Event(hunt_id=self.hunt.pk, team=None, seq=self.hunt.event_seq, kind=kind, data=data)
+        self.events.append(event)
+        return event
+
+    def flush(self) -> list[Event]:
+        """Write the events and the new heads, and publish them once the transaction commits."""
+        if not self.events:
+            return []
+        Event.objects.bulk_create(self.events)
+        for team in self._teams.values():
+            Team.objects.filter(pk=team.pk).update(event_seq=team.event_seq)
+        if self._hunt_touched:
+            Hunt.objects.filter(pk=self.hunt.pk).update(event_seq=self.hunt.event_seq)
+        events, staff = self.events, self.staff_frames
+        hunt_id = self.hunt.pk
+        after_commit(lambda: publish(hunt_id, events, staff))
+        self.events, self.staff_frames, self._teams, self._hunt_touched = [], [], {}, False
+        return events
+
+
+def publish(hunt_id: int, events: Iterable[Event], staff: Iterable[tuple[Event, dict]] = ()) -> None:
+    """Push committed events to their groups and record the new heads; a failure is only logged."""
+    messages: list[tuple[str, dict]] = []
+    heads: dict[str, int] = {}
+    for event in events:
+        frame = frame_of(event)
+        if event.team_id:
+            group = team_group(event.team_id)
+            heads[head_key("team", event.team_id)] = event.seq
+        else:
+            group = hunt_group(hunt_id)
+            heads[head_key("hunt", hunt_id)] = event.seq
+        messages.append((group, frame))
+    for event, team in staff:
+        messages.append((staff_group(hunt_id), {**frame_of(event), "stream": "staff", "team": team}))
+    record_heads(heads)
+    send_frames(messages)
+
+
+def record_heads(heads: dict[str, int]) -> None:
+    """Raise the cached heads; a cached head only ever rises."""
+    if not heads:
+        return
+    try:
+        current = cache.get_many(list(heads))
+        rising = {k: v for k, v in heads.items() if current.get(k) is None or current[k] < v}
+        if rising:
+            cache.set_many(rising, timeout=None)
+    except Exception:
+        log.exception("could not record event heads")
+
+
+def send_frames(messages: list[tuple[str, dict]]) -> None:
+    """Send frames to groups; lost pushes are recovered by clients through resume."""
+    if not messages:
+        return
+    try:
+        async_to_sync(_send_all)(messages)
+    except Exception:
+        log.exception("could not publish %d frames", len(messages))
+
+
+async def _send_all(messages: list[tuple[str, dict]]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group, frame in messages:
+        await layer.group_send(group, {"type": "event.forward", "frame": frame})
+
+
+def send_ephemeral(*, group: str, frame: dict) -> None:
+    """Push a frame that is not logged (presence, leaderboard.updated, session.ended)."""
+    send_frames([(group, frame)])
+
+
+def leaderboard_key(hunt_id: int) -> str:
+    return f"lb:{hunt_id}"
+
+
+def leaderboard_dirty_key(hunt_id: int) -> str:
+    return f"lb:dirty:{hunt_id}"
+
+
+def mark_leaderboard_dirty(hunt_id: int) -> None:
+    """After commit: drop the cached board and flag the hunt for the clock's coalesced push."""
+
+    def mark():
+        cache.delete(leaderboard_key(hunt_id))
+        cache.set(leaderboard_dirty_key(hunt_id), 1, None)
+
+    after_commit(mark)
+
+
+def replay(*, hunt: Hunt, team: Team | None, stream: str, after: int, limit: int = MAX_REPLAY) -> list[dict]:
+    """Logged frames of one stream with seq > after, in order, at most `limit`."""
+    qs = Event.objects.filter(team=team) if stream == "team" else Event.objects.filter(hunt=hunt, team__isnull=True)
+    return [frame_of(e) for e in qs.filter(seq__gt=after).order_by("seq")[:limit]]

@@ -1,0 +1,3 @@
+"""WebSocket routes of the live stream."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,201 @@
+"""Use cases of the event and its people: teams, membership, announcements."""
+
+import secrets
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
+from django.utils import timezone
+from django.utils.text import slugify
+
+from .errors import NotFound
+from .events import EventLog, after_commit, mark_leaderboard_dirty, send_ephemeral, user_group
+from .models import Announcement, Hunt, Membership, Team
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+JOIN_CODE_LENGTH = 8
+TEAM_NAME_MAX = 40
+ANNOUNCEMENT_MAX = 2000
+
+
+def lock_hunt(hunt_id: int) -> Hunt:
+    """Lock the hunt row (first in the lock order) and return it fresh."""
+    return Hunt.objects.select_for_update(no_key=True).get(pk=hunt_id)
+
+
+def lock_teams(team_ids) -> dict[int, Team]:
+    """Lock team rows by ascending id (last in the lock order) and return them fresh."""
+    teams = Team.objects.select_for_update(no_key=True).filter(pk__in=sorted(set(team_ids))).order_by("pk")
+    return {t.pk: t for t in teams}
+
+
+def lock_team(team_id: int) -> Team:
+    team = lock_teams([team_id]).get(team_id)
+    if team is None:
+        raise NotFound("That team no longer exists.")
+    return team
+
+
+def get_hunt(*, slug: str, user) -> Hunt:
+    """The hunt with this slug if the user may see it (unpublished hunts are staff-only)."""
+    hunt = Hunt.objects.visible_to(user).filter(slug=slug).first()
+    if hunt is None:
+        raise NotFound(f"No hunt '{slug}'.")
+    return hunt
+
+
+def team_of(*, hunt: Hunt, user) -> Team | None:
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return Team.objects.filter(hunt=hunt, memberships__user=user).select_related("hunt").first()
+
+
+def require_team(*, hunt: Hunt, user) -> Team:
+    team = team_of(hunt=hunt, user=user)
+    if team is None:
+        raise NotFound("You are not on a team in this hunt.")
+    return team
+
+
+def normalize_join_code(code: str) -> str:
+    """Crockford base32 read leniently: case, I/L as 1, O as 0, hyphens and spaces ignored."""
+    code = (code or "").upper().translate(str.maketrans("ILO", "110"))
+    return "".join(ch for ch in code if ch not in "- ")
+
+
+def new_join_code() -> str:
+    return "".join(secrets.choice(CROCKFORD) for _ in range(JOIN_CODE_LENGTH))
+
+
+def clean_team_name(name: str) -> str:
+    name = " ".join((name or "").split())
+    if not name:
+        raise ValidationError({"name": ["Enter a team name."]})
+    if len(name) > TEAM_NAME_MAX:
+        raise ValidationError({"name": [f"Team names have at most {TEAM_NAME_MAX} characters."]})
+    if not slugify(name):
+        raise ValidationError({"name": ["Use at least one letter or digit in the team name."]})
+    return name
+
+
+def _unique_slug(hunt: Hunt, name: str) -> str:
+    base = slugify(name)[:50]
+    taken = set(Team.objects.filter(hunt=hunt, slug__startswith=base).values_list("slug", flat=True))
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+def _check_can_join(hunt: Hunt, user: AbstractBaseUser) -> None:
+    if hunt.state == Hunt.State.ENDED:
+        raise PermissionDenied(f"The hunt ended at {hunt.ends_at:%Y-%m-%d %H:%M} UTC; teams are closed.")
+    existing = Membership.objects.filter(hunt=hunt, user=user).select_related("team").first()
+    if existing:
+        raise ValidationError(f"You are already on team {existing.team.name} in this hunt; leave it first.")
+
+
+@transaction.atomic
+def create_team(*, hunt: Hunt, user: AbstractBaseUser, name: str) -> Team:
+    """Create a team and make its creator the first member."""
+    name = clean_team_name(name)
+    _check_can_join(hunt, user)
+    if Team.objects.annotate(lname=Lower("name")).filter(hunt=hunt, lname=name.lower()).exists():
+        raise ValidationError({"name": [f"A team named {name} already exists in this hunt."]})
+    for _ in range(5):
+        try:
+            with transaction.atomic():
+                team = Team.objects.create(
+                    hunt=hunt, name=name, slug=_unique_slug(hunt, name), join_code=new_join_code()
+                )
+                Membership.objects.create(hunt=hunt, team=team, user=user)
+            break
+        except IntegrityError as exc:
+            # A concurrent request took the name, the slug, the code or the membership.
+            if Membership.objects.filter(hunt=hunt, user=user).exists():
+                raise ValidationError("You are already on a team in this hunt.") from exc
+            if Team.objects.annotate(lname=Lower("name")).filter(hunt=hunt, lname=name.lower()).exists():
+                raise ValidationError({"name": [f"A team named {name} already exists in this hunt."]}) from exc
+    else:
+        raise ValidationError("Could not create the team; please try again.")
+    team = lock_team(team.pk)
+    log = EventLog(hunt)
+    log.team(team, "member.joined", {"user": user.get_username()})
+    log.flush()
+    return team
+
+
+@transaction.atomic
+def join_team(*, hunt: Hunt, user: AbstractBaseUser, join_code: str) -> Team:
+    """Join the team with this code; full teams and a second team in the same hunt are refused."""
+    code = normalize_join_code(join_code)
+    team_id = Team.objects.filter(hunt=hunt, join_code=code).values_list("pk", flat=True).first()
+    if team_id is None:
+        raise ValidationError({"join_code": ["No team in this hunt has that join code."]})
+    team = lock_team(team_id)
+    if Membership.objects.filter(team=team, user=user).exists():
+        return team
+    _check_can_join(hunt, user)
+    if Membership.objects.filter(team=team).count() >= hunt.max_team_size:
+        raise ValidationError(f"Team {team.name} is full ({hunt.max_team_size} members).")
+    try:
+        with transaction.atomic():
+            Membership.objects.create(hunt=hunt, team=team, user=user)
+    except IntegrityError as exc:
+        raise ValidationError("You are already on a team in this hunt.") from exc
+    log = EventLog(hunt)
+    log.team(team, "member.joined", {"user": user.get_username()})
+    log.flush()
+    return team
+
+
+@transaction.atomic
+def leave_team(*, hunt: Hunt, user: AbstractBaseUser) -> Team:
+    """Leave the user's team; an empty team stays in the database but leaves the leaderboard."""
+    membership = Membership.objects.filter(hunt=hunt, user=user).first()
+    if membership is None:
+        raise NotFound("You are not on a team in this hunt.")
+    team = lock_team(membership.team_id)
+    Membership.objects.filter(pk=membership.pk).delete()
+    log = EventLog(hunt)
+    log.team(team, "member.left", {"user": user.get_username()})
+    log.flush()
+    user_id = user.pk
+    # The user's open sockets lose the team stream: the consumer closes them with 4403.
+    after_commit(lambda: send_ephemeral(group=user_group(user_id), frame={"type": "membership.ended"}))
+    mark_leaderboard_dirty(hunt.pk)
+    return team
+
+
+@transaction.atomic
+def rotate_join_code(*, team: Team) -> Team:
+    """Give the team a fresh join code; the old one stops working at once."""
+    team = lock_team(team.pk)
+    for _ in range(5):
+        try:
+            with transaction.atomic():
+                team.join_code = new_join_code()
+                team.save(update_fields=["join_code"])
+            return team
+        except IntegrityError:
+            continue
+    raise ValidationError("Could not rotate the join code; please try again.")
+
+
+@transaction.atomic
+def post_announcement(*, hunt: Hunt, text: str, user: AbstractBaseUser | None = None) -> Announcement:
+    """Post an announcement to every player of the hunt (staff only)."""
+    if user is not None and not user.is_staff:
+        raise PermissionDenied("Only staff can post announcements.")
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError({"text": ["Write the announcement text."]})
+    if len(text) > ANNOUNCEMENT_MAX:
+        raise ValidationError({"text": [f"Announcements have at most {ANNOUNCEMENT_MAX} characters."]})
+    hunt = lock_hunt(hunt.pk)
+    announcement = Announcement.objects.create(hunt=hunt, text=text, created_at=timezone.now())
+    log = EventLog(hunt)
+    log.hunt_wide("announcement.posted", {"id": announcement.pk, "text": text})
+    log.flush()
+    return announcement

@@ -1,0 +1,661 @@
+"""Use cases of play: guesses, judging, unlocks, hints, treasures and the clock."""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, Min, OuterRef, Q
+from django.utils import timezone
+
+from hunts.errors import Conflict, NotFound, RateLimited
+from hunts.events import EventLog, after_commit, mark_leaderboard_dirty, send_ephemeral, staff_group
+from hunts.models import Hunt, Team
+from hunts.services import lock_hunt, lock_team, lock_teams
+from treasurehunt.celery import enqueue
+
+from . import checkers
+from .models import (
+    Answer,
+    Guess,
+    Hint,
+    HintRequest,
+    HintUnlock,
+    Puzzle,
+    Solve,
+    Treasure,
+    TreasureFind,
+    Unlock,
+)
+from .normalize import dedupe_key, exact_key
+
+log = logging.getLogger(__name__)
+
+GUESS_MAX = 500
+QUESTION_MAX = 2000
+OPEN_HINT_REQUESTS_MAX = 3
+
+
+def iso(dt: datetime | None) -> str | None:
+    return None if dt is None else dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def guess_data(guess: Guess, *, puzzle_slug: str, username: str | None) -> dict:
+    """The GuessObject of DESIGN section 7, for REST and WebSocket alike."""
+    return {
+        "id": guess.pk,
+        "puzzle": puzzle_slug,
+        "answer": guess.text,
+        "status": guess.status,
+        "response": guess.response,
+        "user": username,
+        "client_id": guess.client_id,
+        "created_at": iso(guess.created_at),
+        "judged_at": iso(guess.judged_at),
+    }
+
+
+def _username(user) -> str | None:
+    return user.get_username() if user is not None else None
+
+
+def _require_running(hunt: Hunt, now: datetime) -> None:
+    if now < hunt.starts_at:
+        raise PermissionDenied(f"The hunt starts at {hunt.starts_at:%Y-%m-%d %H:%M} UTC.")
+    if now >= hunt.ends_at:
+        raise PermissionDenied(f"The hunt ended at {hunt.ends_at:%Y-%m-%d %H:%M} UTC.")
+
+
+def unlocked_puzzle(*, team: Team, slug: str, now: datetime | None = None) -> Puzzle:
+    """The team's puzzle with this slug; locked and unknown puzzles are both NotFound."""
+    puzzle = Puzzle.objects.unlocked_for(team, now=now).filter(slug=slug).select_related("round").first()
+    if puzzle is None:
+        raise NotFound(f"No puzzle '{slug}' is open for your team.")
+    return puzzle
+
+
+# --- Guessing -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def submit_guess(
+    *, team: Team, user, puzzle_slug: str, text: str, client_id: str | None = None
+) -> tuple[Guess, bool]:
+    """Record a guess (DESIGN section 5, steps 1-8 in order); returns (guess, created)."""
+    now = timezone.now()
+    team = Team.objects.select_for_update(no_key=True, of=("self",)).select_related("hunt").get(pk=team.pk)
+    hunt = team.hunt
+    _require_running(hunt, now)  # 1
+    puzzle = unlocked_puzzle(team=team, slug=puzzle_slug, now=now)  # 2
+    text = (text or "").strip()
+    if not text:  # 3
+        raise ValidationError({"answer": ["Enter an answer."]})
+    if len(text) > GUESS_MAX:
+        raise ValidationError({"answer": [f"Answers have at most {GUESS_MAX} characters."]})
+    client_id = (client_id or "").strip() or None
+    if client_id is not None and len(client_id) > 100:
+        raise ValidationError({"client_id": ["client_id has at most 100 characters."]})
+    key = dedupe_key(text, all_exact=puzzle.all_exact)
+    if not key:
+        raise ValidationError({"answer": ["Enter an answer with at least one letter or digit."]})
+    repeat = Q(puzzle=puzzle, key=key)
+    if client_id is not None:
+        repeat |= Q(client_id=client_id)
+    seen = list(Guess.objects.filter(team=team).filter(repeat))
+    for guess in seen:  # 4
+        if client_id is not None and guess.client_id == client_id:
+            return guess, False
+    for guess in seen:  # 5
+        if guess.puzzle_id == puzzle.pk and guess.key == key:
+            return guess, False
+    if Solve.objects.filter(team=team, puzzle=puzzle).exists():  # 6
+        raise ValidationError("Already solved")
+    _check_guess_limit(hunt, team, puzzle, now)  # 7
+    answers = list(puzzle.answers.all())  # 8
+    status, response = checkers.judge(answers, text) if puzzle.all_exact else _judge_inline_final(answers, text)
+    guess = Guess(
+        team=team, puzzle=puzzle, user=user, text=text, key=key, client_id=client_id, created_at=now,
+        status=status or Guess.Status.PENDING, response=response,
+        judged_at=now if status else None, enqueued_at=None if status else now,
+    )
+    try:
+        with transaction.atomic():
+            guess.save(force_insert=True)
+    except IntegrityError as exc:
+        raise Conflict("That guess was just submitted; refresh to see it.") from exc
+    events = EventLog(hunt)
+    data = {"guess": guess_data(guess, puzzle_slug=puzzle.slug, username=_username(user))}
+    if status:
+        events.team(team, "guess.judged", data, staff=True)
+        if status == Guess.Status.CORRECT:
+            _record_solve(team=team, puzzle=puzzle, guess=guess, answers=answers, now=now, events=events)
+    else:
+        events.team(team, "guess.pending", data, staff=True)
+        enqueue("puzzles.tasks.judge_guess_task", guess.pk)
+    events.flush()
+    return guess, True
+
+
+def _judge_inline_final(answers: list[Answer], text: str) -> tuple[str | None, str]:
+    """For mixed puzzles: a matching exact final answer is judged at once; anything else waits for the judge."""
+    key = exact_key(text)
+    for answer in answers:
+        if answer.kind == Answer.Kind.EXACT and answer.final and exact_key(answer.parameters["value"]) == key:
+            return Guess.Status.CORRECT, answer.response or "Correct!"
+    return None, ""
+
+
+def _check_guess_limit(hunt: Hunt, team: Team, puzzle: Puzzle, now: datetime) -> None:
+    limit = hunt.guess_limit
+    if limit is None:
+        return
+    window = timedelta(minutes=limit["minutes"])
+    stats = Guess.objects.filter(team=team, puzzle=puzzle, created_at__gt=now - window).aggregate(
+        n=Count("pk"), oldest=Min("created_at")
+    )
+    if stats["n"] >= limit["guesses"]:
+        wait = (stats["oldest"] + window - now).total_seconds()
+        raise RateLimited(
+            f"Your team has made {limit['guesses']} guesses on this puzzle in the last {limit['minutes']} "
+            f"minutes; try again in {max(1, round(wait))} s.",
+            retry_after=wait,
+        )
+
+
+@transaction.atomic
+def judge_guess(*, guess_id: int) -> Guess | None:
+    """Judge a pending guess once; judging an already judged (or deleted) guess changes nothing."""
+    team_id = Guess.objects.filter(pk=guess_id).values_list("team_id", flat=True).first()
+    if team_id is None:
+        return None
+    team = Team.objects.select_for_update(no_key=True, of=("self",)).select_related("hunt").get(pk=team_id)
+    guess = Guess.objects.select_related("puzzle", "user").get(pk=guess_id)
+    if guess.status != Guess.Status.PENDING:
+        return guess
+    now = timezone.now()
+    answers = list(guess.puzzle.answers.all())
+    guess.status, guess.response = checkers.judge(answers, guess.text)
+    guess.judged_at = now
+    guess.save(update_fields=["status", "response", "judged_at"])
+    events = EventLog(team.hunt)
+    events.team(
+        team,
+        "guess.judged",
+        {"guess": guess_data(guess, puzzle_slug=guess.puzzle.slug, username=_username(guess.user))},
+        staff=True,
+    )
+    if guess.status == Guess.Status.CORRECT and not Solve.objects.filter(team=team, puzzle=guess.puzzle).exists():
+        _record_solve(team=team, puzzle=guess.puzzle, guess=guess, answers=answers, now=now, events=events)
+    events.flush()
+    return guess
+
+
+def _record_solve(
+    *, team: Team, puzzle: Puzzle, guess: Guess, answers: list[Answer], now: datetime, events: EventLog
+) -> Solve:
+    """Insert the solve, award points, apply unlocks and queue treasure claims (caller holds the team lock)."""
+    solve = Solve.objects.create(team=team, puzzle=puzzle, solved_at=now, points=puzzle.points)
+    team.score += puzzle.points
+    team.solve_count += 1
+    if puzzle.points > 0:
+        team.last_scored_at = now
+    Team.objects.filter(pk=team.pk).update(
+        score=team.score, solve_count=team.solve_count, last_scored_at=team.last_scored_at
+    )
+    final = next((a for a in answers if a.final), None)
+    events.team(
+        team,
+        "puzzle.solved",
+        {
+            "puzzle": {"slug": puzzle.slug, "title": puzzle.title},
+            "points": puzzle.points,
+            "answer": final.display if final else guess.text,
+            "by": _username(guess.user),
+        },
+    )
+    _apply_unlocks(team=team, now=now, events=events)
+    if _treasures_now_due(team=team, puzzle=puzzle):
+        enqueue("puzzles.tasks.claim_treasures_task", team.pk)
+    mark_leaderboard_dirty(team.hunt_id)
+    return solve
+
+
+# --- Unlock rules ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    puzzle_id: int
+    round_id: int
+    after_minutes: int | None
+    solves: int | None
+    round_solves: int | None
+    prerequisites: frozenset[int]
+    needed: int | None
+
+    def due_at(self, hunt: Hunt) -> datetime:
+        return hunt.starts_at + timedelta(minutes=self.after_minutes or 0)
+
+    def holds(self, *, hunt: Hunt, now: datetime, solved: dict[int, int]) -> bool:
+        """Whether every present condition holds; `solved` maps solved puzzle id -> its round id."""
+        if now < self.due_at(hunt):
+            return False
+        if self.solves is not None and len(solved) < self.solves:
+            return False
+        if self.round_solves is not None and sum(r == self.round_id for r in solved.values()) < self.round_solves:
+            return False
+        if self.prerequisites:
+            needed = self.needed if self.needed is not None else len(self.prerequisites)
+            if len(self.prerequisites & solved.keys()) < needed:
+                return False
+        return True
+
+
+def locked_rules(*, hunt: Hunt, team_ids: list[int] | None = None, timed_only: bool = False) -> list[Rule]:
+    """Rules of the hunt's rule-based puzzles (optionally only timed ones), with their prerequisites."""
+    qs = Puzzle.objects.filter(hunt=hunt, has_rules=True)
+    if timed_only:
+        qs = qs.filter(unlock_after_minutes__isnull=False)
+    if team_ids is not None and len(team_ids) == 1:
+        qs = qs.exclude(Exists(Unlock.objects.filter(team_id=team_ids[0], puzzle=OuterRef("pk"))))
+    rows = list(
+        qs.values_list(
+            "pk", "round_id", "unlock_after_minutes", "unlock_solves", "unlock_round_solves", "unlock_needed"
+        )
+    )
+    if not rows:
+        return []
+    prereqs: dict[int, set[int]] = {}
+    through = Puzzle.prerequisites.through
+    for src, dst in through.objects.filter(from_puzzle_id__in=[r[0] for r in rows]).values_list(
+        "from_puzzle_id", "to_puzzle_id"
+    ):
+        prereqs.setdefault(src, set()).add(dst)
+    return [
+        Rule(pk, round_id, after, solves, round_solves, frozenset(prereqs.get(pk, ())), needed)
+        for pk, round_id, after, solves, round_solves, needed in rows
+    ]
+
+
+def _unlock(*, team: Team, rules: list[Rule], solved: dict[int, int], now: datetime, events: EventLog) -> int:
+    """Insert the unlocks whose whole rule now holds (caller holds the team lock); returns how many."""
+    due = [r.puzzle_id for r in rules if r.holds(hunt=team.hunt, now=now, solved=solved)]
+    if not due:
+        return 0
+    already = set(Unlock.objects.filter(team=team, puzzle_id__in=due).values_list("puzzle_id", flat=True))
+    new = [pid for pid in due if pid not in already]
+    if not new:
+        return 0
+    Unlock.objects.bulk_create([Unlock(team=team, puzzle_id=pid, unlocked_at=now) for pid in new])
+    for puzzle in Puzzle.objects.filter(pk__in=new).select_related("round").order_by("round__order", "order"):
+        events.team(
+            team,
+            "puzzle.unlocked",
+            {"puzzle": {"slug": puzzle.slug, "title": puzzle.title, "round": puzzle.round.title,
+                        "points": puzzle.points}},
+        )
+    return len(new)
+
+
+def _solved_map(team_ids: list[int]) -> dict[int, dict[int, int]]:
+    solved: dict[int, dict[int, int]] = {tid: {} for tid in team_ids}
+    for tid, pid, rid in Solve.objects.filter(team_id__in=team_ids).values_list(
+        "team_id", "puzzle_id", "puzzle__round_id"
+    ):
+        solved[tid][pid] = rid
+    return solved
+
+
+def _apply_unlocks(*, team: Team, now: datetime, events: EventLog) -> int:
+    rules = locked_rules(hunt=team.hunt, team_ids=[team.pk])
+    if not rules:
+        return 0
+    return _unlock(team=team, rules=rules, solved=_solved_map([team.pk])[team.pk], now=now, events=events)
+
+
+# --- Hints ------------------------------------------------------------------------------
+
+
+def puzzle_unlocked_at(*, team: Team, puzzle: Puzzle) -> datetime | None:
+    if not puzzle.has_rules:
+        return max(team.hunt.starts_at, team.created_at)
+    return Unlock.objects.filter(team=team, puzzle=puzzle).values_list("unlocked_at", flat=True).first()
+
+
+def hint_available_at(hint: Hint, unlocked_at: datetime | None) -> datetime | None:
+    """When a timed hint becomes free for a team that unlocked its puzzle at `unlocked_at`."""
+    if hint.after_minutes is None or unlocked_at is None:
+        return None
+    return unlocked_at + timedelta(minutes=hint.after_minutes)
+
+
+def _hint_frame(hint: Hint, puzzle: Puzzle, cost: int) -> dict:
+    return {"puzzle": puzzle.slug, "hint": {"id": hint.pk, "text": hint.text, "cost": cost}}
+
+
+@transaction.atomic
+def unlock_hint(*, team: Team, puzzle_slug: str, hint_id: int) -> tuple[Hint, bool]:
+    """Buy (or take, once free) a hint; buying twice charges once. Returns (hint, newly unlocked)."""
+    now = timezone.now()
+    team = lock_team(team.pk)
+    puzzle = unlocked_puzzle(team=team, slug=puzzle_slug, now=now)
+    hint = Hint.objects.filter(puzzle=puzzle, pk=hint_id).first()
+    if hint is None:
+        raise NotFound("No such hint for this puzzle.")
+    if hint.always_visible or HintUnlock.objects.filter(team=team, hint=hint).exists():
+        return hint, False
+    available_at = hint_available_at(hint, puzzle_unlocked_at(team=team, puzzle=puzzle))
+    free = available_at is not None and available_at <= now
+    if free:
+        cost = 0
+    elif hint.cost is None:
+        raise ValidationError(f"This hint opens at {available_at:%H:%M} UTC; it cannot be bought.")
+    else:
+        cost = hint.cost
+        if team.score < cost:
+            raise ValidationError(f"This hint costs {cost} points; your team has {team.score}.")
+    HintUnlock.objects.create(team=team, hint=hint, cost=cost, unlocked_at=now)
+    if cost:
+        team.score -= cost
+        Team.objects.filter(pk=team.pk).update(score=team.score)
+        mark_leaderboard_dirty(team.hunt_id)
+    events = EventLog(team.hunt)
+    events.team(team, "hint.unlocked", _hint_frame(hint, puzzle, cost))
+    events.flush()
+    return hint, True
+
+
+@transaction.atomic
+def request_hint(*, team: Team, user, puzzle_slug: str, question: str) -> HintRequest:
+    """Ask staff a free-text question about a puzzle the team has open."""
+    now = timezone.now()
+    team = lock_team(team.pk)
+    _require_running(team.hunt, now)
+    puzzle = unlocked_puzzle(team=team, slug=puzzle_slug, now=now)
+    question = (question or "").strip()
+    if not question:
+        raise ValidationError({"question": ["Write your question."]})
+    if len(question) > QUESTION_MAX:
+        raise ValidationError({"question": [f"Questions have at most {QUESTION_MAX} characters."]})
+    open_count = HintRequest.objects.filter(team=team, puzzle=puzzle, status=HintRequest.Status.OPEN).count()
+    if open_count >= OPEN_HINT_REQUESTS_MAX:
+        raise ValidationError(
+            f"Your team already has {open_count} open questions on this puzzle; wait for an answer first."
+        )
+    request = HintRequest.objects.create(team=team, puzzle=puzzle, user=user, question=question, created_at=now)
+    frame = {
+        "type": "hint.requested",
+        "stream": "staff",
+        "team": {"slug": team.slug, "name": team.name},
+        "data": {"puzzle": puzzle.slug, "request": {"id": request.pk, "question": question}},
+    }
+    hunt_id = team.hunt_id
+    after_commit(lambda: send_ephemeral(group=staff_group(hunt_id), frame=frame))
+    return request
+
+
+@transaction.atomic
+def answer_hint_request(*, request_id: int, staff, answer: str) -> HintRequest:
+    """Staff answer a team's question; the team sees it on the puzzle page at once."""
+    if not getattr(staff, "is_staff", False):
+        raise PermissionDenied("Only staff can answer hint requests.")
+    answer = (answer or "").strip()
+    if not answer:
+        raise ValidationError({"answer": ["Write the answer."]})
+    team_id = HintRequest.objects.filter(pk=request_id).values_list("team_id", flat=True).first()
+    if team_id is None:
+        raise NotFound("No such hint request.")
+    team = lock_team(team_id)
+    request = HintRequest.objects.select_related("puzzle").get(pk=request_id)
+    request.answer, request.status, request.staff = answer, HintRequest.Status.ANSWERED, staff
+    request.answered_at = timezone.now()
+    request.save(update_fields=["answer", "status", "staff", "answered_at"])
+    events = EventLog(team.hunt)
+    events.team(
+        team,
+        "hint.answered",
+        {"puzzle": request.puzzle.slug, "request": {"id": request.pk, "question": request.question,
+                                                     "answer": answer}},
+        staff=True,
+    )
+    events.flush()
+    return request
+
+
+# --- Treasures --------------------------------------------------------------------------
+
+
+def _treasures_now_due(*, team: Team, puzzle: Puzzle) -> bool:
+    """Whether this solve completes the requirements of an auto-claimed treasure the team lacks."""
+    candidates = Treasure.objects.filter(requires=puzzle, code_key="").exclude(finds__team=team)
+    return candidates.exclude(requires__in=Puzzle.objects.exclude(solves__team=team)).exists()
+
+
+def due_treasures(*, team: Team) -> list[Treasure]:
+    """Auto-claimed treasures whose required puzzles the team has all solved and has not found yet."""
+    return list(
+        Treasure.objects.filter(hunt_id=team.hunt_id, code_key="", requires__isnull=False)
+        .exclude(finds__team=team)
+        .exclude(requires__in=Puzzle.objects.filter(hunt_id=team.hunt_id).exclude(solves__team=team))
+        .distinct()
+    )
+
+
+def claim_due_treasures(*, team_id: int) -> list[TreasureFind]:
+    """Claim every treasure the team's solves have earned (run by the treasure task; safe to repeat)."""
+    team = Team.objects.select_related("hunt").filter(pk=team_id).first()
+    if team is None:
+        return []
+    finds = []
+    for treasure in due_treasures(team=team):
+        try:
+            find, created = claim_treasure(team=team, treasure=treasure)
+        except Conflict:
+            continue
+        if created:
+            finds.append(find)
+    return finds
+
+
+@transaction.atomic
+def claim_treasure(*, team: Team, treasure: Treasure) -> tuple[TreasureFind, bool]:
+    """Record a find with its exact rank and bonus, never past the supply. Returns (find, created)."""
+    now = timezone.now()
+    hunt = lock_hunt(team.hunt_id)
+    treasure = Treasure.objects.select_for_update(no_key=True).get(pk=treasure.pk)
+    team = lock_team(team.pk)
+    team.hunt = hunt
+    existing = TreasureFind.objects.filter(treasure=treasure, team=team).first()
+    if existing:
+        return existing, False
+    if treasure.supply is not None and treasure.found_count >= treasure.supply:
+        raise Conflict(f"No {treasure.name} left: all {treasure.supply} were found.")
+    rank = treasure.found_count + 1
+    points = treasure.bonus_for(rank)
+    find = TreasureFind.objects.create(treasure=treasure, team=team, rank=rank, found_at=now, points=points)
+    treasure.found_count = rank
+    Treasure.objects.filter(pk=treasure.pk).update(found_count=rank)
+    if points:
+        team.score += points
+        if points > 0:
+            team.last_scored_at = now
+        Team.objects.filter(pk=team.pk).update(score=team.score, last_scored_at=team.last_scored_at)
+        mark_leaderboard_dirty(hunt.pk)
+    events = EventLog(hunt)
+    events.team(
+        team,
+        "treasure.found",
+        {"treasure": {"slug": treasure.slug, "name": treasure.name, "reveal": treasure.reveal},
+         "rank": rank, "points": points},
+    )
+    events.hunt_wide(
+        "treasure.claimed",
+        {"treasure": {"slug": treasure.slug, "name": treasure.name},
+         "team": {"slug": team.slug, "name": team.name}, "rank": rank, "remaining": treasure.remaining},
+    )
+    events.flush()
+    return find, True
+
+
+def claim_treasure_by_code(*, team: Team, code: str) -> tuple[TreasureFind, bool]:
+    """Claim a treasure by its code, at once; its required puzzles must be solved first."""
+    now = timezone.now()
+    _require_running(team.hunt, now)
+    key = exact_key(code or "")
+    if not key:
+        raise ValidationError({"code": ["Enter the treasure's code."]})
+    treasure = Treasure.objects.filter(hunt_id=team.hunt_id, code_key=key).first()
+    if treasure is None:
+        raise ValidationError({"code": ["That code does not match any treasure."]})
+    existing = TreasureFind.objects.filter(treasure=treasure, team=team).first()
+    if existing:
+        return existing, False
+    if treasure.requires.exclude(solves__team=team).exists():
+        raise PermissionDenied(f"Solve the puzzles that lead to {treasure.name} first.")
+    return claim_treasure(team=team, treasure=treasure)
+
+
+# --- The clock --------------------------------------------------------------------------
+
+
+def release_due(*, hunt: Hunt, now: datetime | None = None) -> dict[str, int]:
+    """Apply every time-based change due by `now`, idempotently; returns counts of what changed."""
+    now = now or timezone.now()
+    done = {"state": _announce_state(hunt=hunt, now=now)}
+    if now >= hunt.starts_at:
+        done["unlocks"] = _release_timed_unlocks(hunt=hunt, now=now)
+        done["hints"] = _release_timed_hints(hunt=hunt, now=now)
+        done["clues"] = _release_clues(hunt=hunt, now=now)
+    return done
+
+
+@transaction.atomic
+def _announce_state(*, hunt: Hunt, now: datetime) -> int:
+    target = hunt.state_at(now)
+    if target == hunt.announced_state:
+        return 0
+    hunt = lock_hunt(hunt.pk)
+    order = [Hunt.State.UPCOMING, Hunt.State.RUNNING, Hunt.State.ENDED]
+    current = order.index(hunt.announced_state)
+    wanted = order.index(target)
+    if wanted <= current:
+        return 0
+    events = EventLog(hunt)
+    for state in order[current + 1 : wanted + 1]:
+        events.hunt_wide("hunt.started" if state == Hunt.State.RUNNING else "hunt.ended", {})
+    Hunt.objects.filter(pk=hunt.pk).update(announced_state=target)
+    events.flush()
+    mark_leaderboard_dirty(hunt.pk)
+    return wanted - current
+
+
+def _release_timed_unlocks(*, hunt: Hunt, now: datetime) -> int:
+    rules = [r for r in locked_rules(hunt=hunt, timed_only=True) if r.due_at(hunt) <= now]
+    if not rules:
+        return 0
+    unlocked = set(
+        Unlock.objects.filter(team__hunt=hunt, puzzle_id__in=[r.puzzle_id for r in rules]).values_list(
+            "team_id", "puzzle_id"
+        )
+    )
+    team_ids = list(Team.objects.filter(hunt=hunt).values_list("pk", flat=True))
+    solved = _solved_map([tid for tid in team_ids if any((tid, r.puzzle_id) not in unlocked for r in rules)])
+    count = 0
+    for team_id, team_solved in solved.items():
+        candidates = [
+            r for r in rules if (team_id, r.puzzle_id) not in unlocked
+            and r.holds(hunt=hunt, now=now, solved=team_solved)
+        ]
+        if candidates:
+            count += _unlock_for_team(team_id=team_id, hunt=hunt, now=now)
+    return count
+
+
+@transaction.atomic
+def _unlock_for_team(*, team_id: int, hunt: Hunt, now: datetime) -> int:
+    team = lock_team(team_id)
+    team.hunt = hunt
+    events = EventLog(hunt)
+    count = _apply_unlocks(team=team, now=now, events=events)
+    events.flush()
+    return count
+
+
+def _release_timed_hints(*, hunt: Hunt, now: datetime) -> int:
+    hints = list(Hint.objects.filter(puzzle__hunt=hunt, after_minutes__isnull=False).select_related("puzzle"))
+    if not hints:
+        return 0
+    taken = set(HintUnlock.objects.filter(hint__in=hints).values_list("team_id", "hint_id"))
+    teams = list(Team.objects.filter(hunt=hunt).only("pk", "created_at"))
+    unlock_times = {
+        (tid, pid): at
+        for tid, pid, at in Unlock.objects.filter(
+            team__hunt=hunt, puzzle_id__in={h.puzzle_id for h in hints}
+        ).values_list("team_id", "puzzle_id", "unlocked_at")
+    }
+    due: dict[int, list[Hint]] = {}
+    for team in teams:
+        for hint in hints:
+            if (team.pk, hint.pk) in taken:
+                continue
+            if hint.puzzle.has_rules:
+                opened = unlock_times.get((team.pk, hint.puzzle_id))
+            else:
+                opened = max(hunt.starts_at, team.created_at)
+            available = hint_available_at(hint, opened)
+            if available is not None and available <= now:
+                due.setdefault(team.pk, []).append(hint)
+    for team_id, team_hints in due.items():
+        _grant_hints(team_id=team_id, hunt=hunt, hints=team_hints, now=now)
+    return sum(len(h) for h in due.values())
+
+
+@transaction.atomic
+def _grant_hints(*, team_id: int, hunt: Hunt, hints: list[Hint], now: datetime) -> None:
+    team = lock_team(team_id)
+    taken = set(HintUnlock.objects.filter(team=team, hint__in=hints).values_list("hint_id", flat=True))
+    fresh = [h for h in hints if h.pk not in taken]
+    if not fresh:
+        return
+    HintUnlock.objects.bulk_create([HintUnlock(team=team, hint=h, cost=0, unlocked_at=now) for h in fresh])
+    events = EventLog(hunt)
+    for hint in fresh:
+        events.team(team, "hint.unlocked", _hint_frame(hint, hint.puzzle, 0))
+    events.flush()
+
+
+def _release_clues(*, hunt: Hunt, now: datetime) -> int:
+    due = list(
+        Treasure.objects.filter(hunt=hunt, clue_released=False, clue_at__lte=now).exclude(clue="").values_list(
+            "pk", flat=True
+        )
+    )
+    for treasure_id in due:
+        _release_clue(hunt_id=hunt.pk, treasure_id=treasure_id)
+    return len(due)
+
+
+@transaction.atomic
+def _release_clue(*, hunt_id: int, treasure_id: int) -> None:
+    hunt = lock_hunt(hunt_id)
+    treasure = Treasure.objects.select_for_update(no_key=True).get(pk=treasure_id)
+    if treasure.clue_released:
+        return
+    Treasure.objects.filter(pk=treasure.pk).update(clue_released=True)
+    events = EventLog(hunt)
+    events.hunt_wide("treasure.clue", {"treasure": {"slug": treasure.slug, "name": treasure.name},
+                                       "clue": treasure.clue})
+    events.flush()
+
+
+def release_all_due(now: datetime | None = None) -> int:
+    """One clock tick over every hunt that is not over yet; returns how many hunts it looked at."""
+    now = now or timezone.now()
+    hunts = list(Hunt.objects.published().exclude(announced_state=Hunt.State.ENDED, ends_at__lt=now))
+    for hunt in hunts:
+        try:
+            release_due(hunt=hunt, now=now)
+        except Exception:
+            log.exception("release_due failed for hunt %s", hunt.slug)
+    return len(hunts)
