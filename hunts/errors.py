@@ -1,4 +1,4 @@
-"""The errors services raise for broken rules (DESIGN section 3), besides Django's ValidationError and PermissionDenied."""
+"""Errors services raise for broken rules (DESIGN section 3), besides ValidationError and PermissionDenied."""
 
 import math
 

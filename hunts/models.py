@@ -46,7 +46,9 @@ class Hunt(models.Model):
     class Meta:
         ordering = ["starts_at", "id"]
         constraints = [
-            models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")), name="hunt_ends_after_start"),
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")), name="hunt_ends_after_start"
+            ),
         ]
 
     def __str__(self):
@@ -93,7 +95,9 @@ class Team(models.Model):
     slug = models.SlugField(max_length=60)
     join_code = models.CharField(max_length=8, unique=True)
     event_seq = models.PositiveBigIntegerField(default=0, editable=False)
-    hidden = models.BooleanField(default=False, help_text="Hidden teams (staff, testsolvers) are left off rankings.")
+    hidden = models.BooleanField(
+        default=False, help_text="Hidden teams (staff, testsolvers) are left off rankings."
+    )
     # Denormalized under the team's row lock, so the leaderboard is one query.
     score = models.IntegerField(default=0, editable=False)
     solve_count = models.PositiveIntegerField(default=0, editable=False)

@@ -50,7 +50,9 @@ class Puzzle(models.Model):
     unlock_after_minutes = models.PositiveIntegerField(null=True, blank=True)
     unlock_solves = models.PositiveIntegerField(null=True, blank=True)
     unlock_round_solves = models.PositiveIntegerField(null=True, blank=True)
-    prerequisites = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="unlocks_puzzles")
+    prerequisites = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="unlocks_puzzles"
+    )
     unlock_needed = models.PositiveIntegerField(
         null=True, blank=True, help_text="How many prerequisites must be solved (default: all)."
     )
@@ -119,7 +121,9 @@ class Hint(models.Model):
 
     class Meta:
         ordering = ["puzzle", "order", "id"]
-        constraints = [models.UniqueConstraint(fields=["puzzle", "order"], name="hint_order_unique_in_puzzle")]
+        constraints = [
+            models.UniqueConstraint(fields=["puzzle", "order"], name="hint_order_unique_in_puzzle")
+        ]
 
     def __str__(self):
         return f"Hint {self.order} for {self.puzzle}"
@@ -137,6 +141,9 @@ class HintUnlock(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["team", "hint"], name="hint_unlocked_once")]
+
+    def __str__(self):
+        return f"{self.hint} for {self.team}"
 
 
 class HintRequest(models.Model):
@@ -177,7 +184,8 @@ class Guess(models.Model):
     key = models.CharField(max_length=500)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     response = models.CharField(max_length=500, blank=True, default="")
-    client_id = models.CharField(max_length=100, null=True, blank=True)
+    # NULL, not "": the partial unique constraint must ignore guesses sent without an id.
+    client_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     judged_at = models.DateTimeField(null=True, blank=True)
     # When the judge task was last enqueued: the sweeper re-enqueues at most once per 15 s.
@@ -189,7 +197,9 @@ class Guess(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["team", "puzzle", "key"], name="guess_key_unique"),
             models.UniqueConstraint(
-                fields=["team", "client_id"], condition=Q(client_id__isnull=False), name="guess_client_id_unique"
+                fields=["team", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="guess_client_id_unique",
             ),
         ]
         indexes = [
@@ -235,7 +245,9 @@ class Treasure(models.Model):
     teaser = models.TextField(blank=True, default="", help_text="Public.")
     reveal = models.TextField(blank=True, default="", help_text="Secret until the team finds it.")
     requires = models.ManyToManyField(Puzzle, blank=True, related_name="treasures")
-    code = models.CharField(max_length=200, blank=True, default="", help_text="Compared like an exact answer.")
+    code = models.CharField(
+        max_length=200, blank=True, default="", help_text="Compared like an exact answer."
+    )
     code_key = models.CharField(max_length=200, blank=True, default="", editable=False, db_index=True)
     supply = models.PositiveIntegerField(null=True, blank=True, help_text="Empty = unlimited.")
     bonus = models.JSONField(default=list, blank=True, help_text="Points by finder rank, e.g. [50, 30, 10].")
@@ -288,7 +300,9 @@ class ScoreAdjustment(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="score_adjustments")
     points = models.IntegerField()
     reason = models.CharField(max_length=500)
-    staff = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    staff = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -18,3 +18,8 @@ def claim_treasures_task(team_id: int) -> None:
 @shared_task(time_limit=10, soft_time_limit=8, expires=2)
 def tick() -> None:
     services.release_all_due()
+
+
+@shared_task(time_limit=30, soft_time_limit=25, expires=5)
+def sweep() -> None:
+    services.sweep()

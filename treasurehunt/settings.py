@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "hunts",
     "puzzles",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -96,17 +97,18 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Redis: broker on n, cache on n+1, channel layer prefixed by the SQL database name ----
+# --- Redis: broker on n, cache on n+1 (n-1 for n=15), layer prefixed by the SQL database name ---
 
 REDIS_URL = env("REDIS_URL", default="")
 
 
 def _redis_db_url(url: str, offset: int) -> str:
-    """The same Redis URL with its database number moved by offset."""
+    """The Redis URL with its database number moved by offset (moved down past the 16th database)."""
     parts = urlsplit(url)
     path = parts.path.strip("/")
     number = int(path) if path.isdigit() else 0
-    return urlunsplit(parts._replace(path=f"/{number + offset}"))
+    moved = number + offset if number + offset <= 15 else number - offset
+    return urlunsplit(parts._replace(path=f"/{moved}"))
 
 
 LAYER_PREFIX = "th-" + Path(str(_db["NAME"])).name
