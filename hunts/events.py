@@ -1,10 +1,13 @@
 """The event log: append under row locks, publish after commit. The only module that knows group names."""
 
+import asyncio
 import logging
+import os
+import threading
 from collections.abc import Callable, Iterable
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from asgiref.sync import SyncToAsync, async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.cache import cache
 from django.db import transaction
 
@@ -67,7 +70,13 @@ class EventLog:
         self.events: list[Event] = []
         self.staff_frames: list[tuple[Event, dict]] = []
         self._teams: dict[int, Team] = {}
+        self._team_fields: dict[int, set[str]] = {}
         self._hunt_touched = False
+
+    def save_team(self, team: Team, *fields: str) -> None:
+        """Write these fields of the (locked) team at flush, in the same UPDATE as its new event head."""
+        self._teams[team.pk] = team
+        self._team_fields.setdefault(team.pk, set()).update(fields)
 
     def team(self, team: Team, kind: str, data: dict, *, staff: bool = False) -> Event:
         """Append to the team stream; `staff` also shows the frame on the hunt's staff stream."""
@@ -87,18 +96,20 @@ class EventLog:
         return event
 
     def flush(self) -> list[Event]:
-        """Write the events and the new heads, and publish them once the transaction commits."""
-        if not self.events:
-            return []
-        Event.objects.bulk_create(self.events)
+        """Write the events, the new heads and saved team fields; publish the events once the transaction commits."""
+        if self.events:
+            Event.objects.bulk_create(self.events)
         for team in self._teams.values():
-            Team.objects.filter(pk=team.pk).update(event_seq=team.event_seq)
+            fields = {"event_seq", *self._team_fields.get(team.pk, ())}
+            Team.objects.filter(pk=team.pk).update(**{field: getattr(team, field) for field in sorted(fields)})
         if self._hunt_touched:
             Hunt.objects.filter(pk=self.hunt.pk).update(event_seq=self.hunt.event_seq)
         events, staff = self.events, self.staff_frames
-        hunt_id = self.hunt.pk
-        after_commit(lambda: publish(hunt_id, events, staff))
-        self.events, self.staff_frames, self._teams, self._hunt_touched = [], [], {}, False
+        if events:
+            hunt_id = self.hunt.pk
+            after_commit(lambda: publish(hunt_id, events, staff))
+        self.events, self.staff_frames, self._teams, self._team_fields = [], [], {}, {}
+        self._hunt_touched = False
         return events
 
 
@@ -134,27 +145,73 @@ def record_heads(heads: dict[str, int]) -> None:
         log.exception("could not record event heads")
 
 
+PUBLISH_TIMEOUT_SECONDS = 5
+
+
 def send_frames(messages: list[tuple[str, dict]]) -> None:
     """Send frames to groups; lost pushes are recovered by clients through resume."""
     if not messages:
         return
     try:
-        async_to_sync(_send_all)(messages)
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        if _serving_event_loop() or isinstance(layer, InMemoryChannelLayer):
+            async_to_sync(_send_all)(layer, messages)
+        else:
+            future = asyncio.run_coroutine_threadsafe(_send_all(layer, messages), _publisher_loop())
+            try:
+                future.result(timeout=PUBLISH_TIMEOUT_SECONDS)
+            except TimeoutError:
+                future.cancel()
+                raise
     except Exception:
         log.exception("could not publish %d frames", len(messages))
 
 
-async def _send_all(messages: list[tuple[str, dict]]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
+async def _send_all(layer, messages: list[tuple[str, dict]]) -> None:
     for group, frame in messages:
         await layer.group_send(group, {"type": "event.forward", "frame": frame})
+
+
+def _serving_event_loop() -> bool:
+    """Whether this thread runs sync code for a live event loop (daphne): publish on that loop's connection."""
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    pid = getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None)
+    return loop is not None and pid == os.getpid() and loop.is_running()
+
+
+_publisher_lock = threading.Lock()
+_publisher: tuple[int, asyncio.AbstractEventLoop] | None = None
+
+
+def _publisher_loop() -> asyncio.AbstractEventLoop:
+    """This process's publishing loop, for callers outside any event loop (Celery workers, commands).
+
+    async_to_sync there would run each call in a new event loop, and the Redis layer opens (and closes) a
+    connection per loop: one new connection per transaction. One loop thread per process keeps one.
+    Started on first use, and again in a forked child (a Celery prefork worker).
+    """
+    global _publisher
+    with _publisher_lock:
+        if _publisher is None or _publisher[0] != os.getpid():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="event-publisher", daemon=True).start()
+            _publisher = (os.getpid(), loop)
+        return _publisher[1]
 
 
 def send_ephemeral(*, group: str, frame: dict) -> None:
     """Push a frame that is not logged (presence, leaderboard.updated, session.ended)."""
     send_frames([(group, frame)])
+
+
+def end_user_sessions(user_id: int) -> None:
+    """After commit: every open socket of the user gets `session.ended` and closes with 4401.
+
+    Called on logout and whenever the user's API token is regenerated or revoked.
+    """
+    after_commit(lambda: send_ephemeral(group=user_group(user_id), frame={"type": "session.ended"}))
 
 
 def leaderboard_key(hunt_id: int) -> str:

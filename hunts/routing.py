@@ -1,3 +1,9 @@
 """WebSocket routes of the live stream."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from .consumers import HuntConsumer
+
+websocket_urlpatterns = [
+    path("ws/hunts/<slug:hunt>/", HuntConsumer.as_asgi()),
+]

@@ -1,0 +1,339 @@
+"""The live stream of one hunt (DESIGN section 7): hello, pushed frames, resume, guesses and ping."""
+
+import logging
+import time
+
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
+from django.utils.functional import LazyObject
+
+from puzzles.services import guess_data, submit_guess
+
+from . import presence
+from .errors import Conflict, NotFound, RateLimited
+from .events import (
+    MAX_REPLAY,
+    head_key,
+    hunt_group,
+    iso,
+    record_heads,
+    replay,
+    staff_group,
+    team_group,
+    user_group,
+)
+from .models import Hunt, Team
+from .services import get_hunt, require_team, team_of
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_FLOODING = 4429
+
+MAX_FRAME_BYTES = 16 * 1024
+FLOOD_RATE = 20.0  # frames per second, sustained
+FLOOD_BURST = 40
+
+SERVICE_ERRORS = (ValidationError, PermissionDenied, NotFound, Conflict, RateLimited)
+
+
+class FrameError(Exception):
+    """A client frame answered with an error frame; the socket stays open."""
+
+    def __init__(self, code: str, message: str, *, retry_after: int | None = None):
+        super().__init__(message)
+        self.code, self.message, self.retry_after = code, message, retry_after
+
+    def frame(self, frame_id: str | None) -> dict:
+        error = {"type": "error", "code": self.code, "message": self.message}
+        if frame_id is not None:
+            error["id"] = frame_id
+        if self.retry_after is not None:
+            error["retry_after"] = self.retry_after
+        return error
+
+
+def service_error(exc: Exception) -> FrameError:
+    """The error frame of a broken rule raised by a service (DESIGN section 3)."""
+    if isinstance(exc, ValidationError):
+        return FrameError("invalid", " ".join(exc.messages))
+    if isinstance(exc, PermissionDenied):
+        return FrameError("forbidden", str(exc) or "You may not do that.")
+    if isinstance(exc, NotFound):
+        return FrameError("not_found", exc.message)
+    if isinstance(exc, Conflict):
+        return FrameError("conflict", exc.message)
+    if isinstance(exc, RateLimited):
+        return FrameError("rate_limited", exc.message, retry_after=exc.retry_after)
+    raise TypeError(f"not a service error: {exc!r}")
+
+
+class TokenBucket:
+    """`rate` frames per second sustained, bursts up to `burst`."""
+
+    def __init__(self, *, rate: float, burst: int):
+        self.rate, self.burst = rate, burst
+        self.tokens, self.at = float(burst), time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def _frame_size(text: str) -> int:
+    # A character takes at most 4 bytes: most frames are sized without encoding them.
+    if len(text) * 4 <= MAX_FRAME_BYTES:
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+class HuntConsumer(AsyncJsonWebsocketConsumer):
+    """One socket of a player or staff member on one hunt, at /ws/hunts/<hunt>/."""
+
+    HANDLERS = {"resume": "on_resume", "guess.submit": "on_guess_submit", "ping": "on_ping"}
+
+    async def dispatch(self, message):
+        # Channels' own dispatch hops to the sync thread before every message to close stale database
+        # connections. This consumer uses the database only inside database_sync_to_async, which does that
+        # itself, so pushed frames and pings never leave the event loop.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    # --- Lifecycle ----------------------------------------------------------------------
+
+    async def connect(self):
+        self.closing = False
+        self.user = self.hunt = self.team = None
+        self.bucket = TokenBucket(rate=FLOOD_RATE, burst=FLOOD_BURST)
+        self.presence_checked_at = time.monotonic()
+        # Accept first: the close codes below only reach a client on an open socket.
+        await self.accept()
+        try:
+            opened = await self.open_stream()
+        except Exception:
+            log.exception("could not open the live stream")
+            await self.end(1011)
+            return
+        if isinstance(opened, int):
+            await self.end(opened)
+            return
+        hello, online = opened
+        await self.send_json(hello)
+        if online is not None:
+            await self.send_json({"type": "presence", "online": online})
+
+    async def disconnect(self, code):
+        if self.team is not None:
+            leave = sync_to_async(presence.leave, thread_sensitive=False)
+            await leave(team_id=self.team.pk, conn=self.channel_name)
+
+    async def end(self, code: int) -> None:
+        """Close the socket; frames still queued for it are dropped."""
+        self.closing = True
+        await self.close(code)
+
+    @database_sync_to_async
+    def open_stream(self) -> int | tuple[dict, list[str] | None]:
+        """A connect's one database hop: authenticate, check hunt and team, join the groups, read the heads.
+
+        Returns a close code, or the hello frame and the presence list to send to this socket alone.
+        """
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            return CLOSE_UNAUTHENTICATED
+        if isinstance(user, LazyObject):
+            user = user._wrapped
+        try:
+            hunt = get_hunt(slug=self.scope["url_route"]["kwargs"]["hunt"], user=user)
+        except NotFound:
+            return CLOSE_NOT_FOUND
+        team = team_of(hunt=hunt, user=user)
+        if team is None and not user.is_staff:
+            return CLOSE_FORBIDDEN
+        self.user, self.hunt, self.team = user, hunt, team
+        groups = [hunt_group(hunt.pk), user_group(user.pk)]
+        if team is not None:
+            groups.append(team_group(team.pk))
+        if user.is_staff:
+            groups.append(staff_group(hunt.pk))
+        for group in groups:
+            async_to_sync(self.channel_layer.group_add)(group, self.channel_name)
+        self.groups = groups  # left by the base class on disconnect
+        # Heads read after joining: an event committed later also arrives live, so nothing falls between.
+        team_seq, hunt_seq = self.read_heads()
+        username = user.get_username()
+        hello = {
+            "type": "hello",
+            "user": username,
+            "staff": user.is_staff,
+            "team": {"slug": team.slug, "name": team.name} if team else None,
+            "team_seq": team_seq,
+            "hunt_seq": hunt_seq,
+            "hunt": {"slug": hunt.slug, "state": hunt.state},
+            "server_time": iso(timezone.now()),
+        }
+        online = None
+        if team is not None:
+            online = presence.join(team_id=team.pk, conn=self.channel_name, username=username)
+        return hello, online
+
+    def read_heads(self) -> tuple[int | None, int]:
+        """The streams' heads from the database (one query), also recorded in the cache for pongs."""
+        if self.team is None:
+            team_seq, hunt_seq = None, Hunt.objects.values_list("event_seq", flat=True).get(pk=self.hunt.pk)
+        else:
+            team_seq, hunt_seq = Team.objects.values_list("event_seq", "hunt__event_seq").get(pk=self.team.pk)
+        heads = {head_key("hunt", self.hunt.pk): hunt_seq}
+        if self.team is not None:
+            heads[head_key("team", self.team.pk)] = team_seq
+        record_heads(heads)
+        return team_seq, hunt_seq
+
+    # --- Pushed frames ------------------------------------------------------------------
+
+    async def event_forward(self, message):
+        """Every pushed frame: sent as is, with no database work; two internal frames end the socket."""
+        if self.closing:
+            return
+        frame = message["frame"]
+        kind = frame.get("type")
+        if kind == "membership.ended":
+            if frame.get("hunt") in (None, self.hunt.pk):
+                await self.end(CLOSE_FORBIDDEN)
+            return
+        await self.send_json(frame)
+        if kind == "session.ended":
+            await self.end(CLOSE_UNAUTHENTICATED)
+
+    # --- Client frames ------------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if self.closing:
+            return
+        if not self.bucket.take():
+            await self.end(CLOSE_FLOODING)
+            return
+        frame_id = None
+        try:
+            frame = await self.decode_frame(text_data, bytes_data)
+            if isinstance(frame.get("id"), str):
+                frame_id = frame["id"]
+            await self.handle(frame)
+        except FrameError as exc:
+            await self.send_json(exc.frame(frame_id))
+
+    async def decode_frame(self, text_data: str | None, bytes_data: bytes | None) -> dict:
+        if text_data is None:
+            if len(bytes_data or b"") > MAX_FRAME_BYTES:
+                raise FrameError("too_large", f"Frames are limited to {MAX_FRAME_BYTES // 1024} KiB.")
+            raise FrameError("invalid_frame", "Send frames as JSON text, not binary.")
+        if _frame_size(text_data) > MAX_FRAME_BYTES:
+            raise FrameError("too_large", f"Frames are limited to {MAX_FRAME_BYTES // 1024} KiB.")
+        try:
+            frame = await self.decode_json(text_data)
+        except ValueError:
+            raise FrameError("invalid_json", "The frame is not valid JSON.") from None
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            raise FrameError("invalid_frame", 'A frame is a JSON object with a string "type".')
+        return frame
+
+    async def handle(self, frame: dict) -> None:
+        name = self.HANDLERS.get(frame["type"])
+        if name is None:
+            raise FrameError("unknown_type", f"Unknown frame type {frame['type'][:40]!r}.")
+        try:
+            await getattr(self, name)(frame)
+        except FrameError:
+            raise
+        except SERVICE_ERRORS as exc:
+            raise service_error(exc) from None
+        except Exception:
+            log.exception("live stream frame %s failed", frame["type"])
+            raise FrameError("server_error", "Something went wrong on our side; please try again.") from None
+
+    async def on_resume(self, frame: dict) -> None:
+        after = {}
+        for stream in ("hunt", "team"):
+            field = f"{stream}_seq"
+            if field in frame:
+                seq = frame[field]
+                if type(seq) is not int or seq < 0:
+                    raise FrameError("invalid_frame", f"{field} must be a non-negative integer.")
+                after[stream] = seq
+        if "team" in after and self.team is None:
+            raise FrameError("invalid_frame", "This connection has no team stream.")
+        frames, done = await self.read_log(after)
+        for logged in frames:
+            await self.send_json(logged)
+        await self.send_json(done)
+
+    @database_sync_to_async
+    def read_log(self, after: dict[str, int]) -> tuple[list[dict], dict]:
+        """Frames logged after the given seqs, hunt stream first, MAX_REPLAY per stream; then resume.done."""
+        team_seq, hunt_seq = self.read_heads()
+        heads = {"team": team_seq, "hunt": hunt_seq}
+        for stream, seq in after.items():
+            if seq > heads[stream]:
+                message = f"{stream}_seq {seq} is above the {stream} stream's head ({heads[stream]})."
+                raise FrameError("bad_seq", message)
+        frames, more = [], False
+        for stream in ("hunt", "team"):
+            if stream in after:
+                batch = replay(hunt=self.hunt, team=self.team, stream=stream, after=after[stream])
+                frames.extend(batch)
+                more = more or (len(batch) == MAX_REPLAY and batch[-1]["seq"] < heads[stream])
+        return frames, {"type": "resume.done", "team_seq": team_seq, "hunt_seq": hunt_seq, "more": more}
+
+    async def on_guess_submit(self, frame: dict) -> None:
+        client_id, puzzle, answer = frame.get("id"), frame.get("puzzle"), frame.get("answer")
+        if not isinstance(client_id, str) or not client_id.strip():
+            raise FrameError("invalid_frame", 'guess.submit needs a non-empty string "id".')
+        if not isinstance(puzzle, str) or not isinstance(answer, str):
+            raise FrameError("invalid_frame", 'guess.submit needs string "puzzle" and "answer".')
+        await self.send_json(await self.submit(puzzle=puzzle, answer=answer, client_id=client_id))
+
+    @database_sync_to_async
+    def submit(self, *, puzzle: str, answer: str, client_id: str) -> dict:
+        # The team is looked up again: a member who just left must not guess for their old team.
+        team = require_team(hunt=self.hunt, user=self.user)
+        guess, created = submit_guess(
+            team=team, user=self.user, puzzle_slug=puzzle, text=answer, client_id=client_id
+        )
+        username = guess.user.get_username() if guess.user_id else None
+        return {
+            "type": "guess.accepted",
+            "id": client_id,
+            "created": created,
+            "guess": guess_data(guess, puzzle_slug=guess.puzzle.slug, username=username),
+        }
+
+    async def on_ping(self, frame: dict) -> None:
+        recheck = time.monotonic() - self.presence_checked_at >= presence.PRESENCE_TTL
+        if recheck:
+            self.presence_checked_at = time.monotonic()
+        heads = await sync_to_async(self.cached_heads, thread_sensitive=False)(recheck=recheck)
+        await self.send_json({"type": "pong", **heads})
+
+    def cached_heads(self, *, recheck: bool) -> dict:
+        """The heads the publisher cached (unknown: null), never the database; also keeps presence alive."""
+        hunt_key = head_key("hunt", self.hunt.pk)
+        team_key = head_key("team", self.team.pk) if self.team is not None else None
+        found = cache.get_many([k for k in (hunt_key, team_key) if k])
+        if self.team is not None:
+            username = self.user.get_username()
+            presence.refresh(team_id=self.team.pk, conn=self.channel_name, username=username, recheck=recheck)
+        return {"team_seq": found.get(team_key) if team_key else None, "hunt_seq": found.get(hunt_key)}
