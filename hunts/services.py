@@ -58,6 +58,14 @@ def require_team(*, hunt: Hunt, user) -> Team:
     return team
 
 
+def require_team_or_staff(*, hunt: Hunt, user) -> Team | None:
+    """The user's team; staff may go without one (None). Anyone else without a team is NotFound."""
+    team = team_of(hunt=hunt, user=user)
+    if team is None and not getattr(user, "is_staff", False):
+        raise NotFound("You are not on a team in this hunt.")
+    return team
+
+
 def normalize_join_code(code: str) -> str:
     """Crockford base32 read leniently: case, I/L as 1, O as 0, hyphens and spaces ignored."""
     code = (code or "").upper().translate(str.maketrans("ILO", "110"))
@@ -74,13 +82,14 @@ def clean_team_name(name: str) -> str:
         raise ValidationError({"name": ["Enter a team name."]})
     if len(name) > TEAM_NAME_MAX:
         raise ValidationError({"name": [f"Team names have at most {TEAM_NAME_MAX} characters."]})
-    if not slugify(name):
+    if not any(ch.isalnum() for ch in name):
         raise ValidationError({"name": ["Use at least one letter or digit in the team name."]})
     return name
 
 
 def _unique_slug(hunt: Hunt, name: str) -> str:
-    base = slugify(name)[:50]
+    # Slugs stay ASCII; a name in another script ("灯台守") gets "team", "team-2", ...
+    base = slugify(name)[:50] or "team"
     taken = set(Team.objects.filter(hunt=hunt, slug__startswith=base).values_list("slug", flat=True))
     slug, n = base, 2
     while slug in taken:
@@ -123,6 +132,8 @@ def create_team(*, hunt: Hunt, user: AbstractBaseUser, name: str) -> Team:
     log = EventLog(hunt)
     log.team(team, "member.joined", {"user": user.get_username()})
     log.flush()
+    # The team enters the leaderboard (teams with members): drop the cached board.
+    mark_leaderboard_dirty(hunt.pk)
     return team
 
 
@@ -147,6 +158,8 @@ def join_team(*, hunt: Hunt, user: AbstractBaseUser, join_code: str) -> Team:
     log = EventLog(hunt)
     log.team(team, "member.joined", {"user": user.get_username()})
     log.flush()
+    # A team that had emptied comes back onto the leaderboard.
+    mark_leaderboard_dirty(hunt.pk)
     return team
 
 
@@ -161,9 +174,11 @@ def leave_team(*, hunt: Hunt, user: AbstractBaseUser) -> Team:
     log = EventLog(hunt)
     log.team(team, "member.left", {"user": user.get_username()})
     log.flush()
-    user_id = user.pk
-    # The user's open sockets lose the team stream: the consumer closes them with 4403.
-    after_commit(lambda: send_ephemeral(group=user_group(user_id), frame={"type": "membership.ended"}))
+    user_id, hunt_id = user.pk, hunt.pk
+    # The user's open sockets on this hunt lose the team stream: the consumer closes them with 4403.
+    after_commit(
+        lambda: send_ephemeral(group=user_group(user_id), frame={"type": "membership.ended", "hunt": hunt_id})
+    )
     mark_leaderboard_dirty(hunt.pk)
     return team
 

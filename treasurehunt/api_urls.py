@@ -2,6 +2,7 @@
 
 from django.http import JsonResponse
 from django.urls import path, re_path
+from django.views.decorators.csrf import csrf_exempt
 
 from hunts import api as hunts_api
 from puzzles import api as puzzles_api
@@ -12,8 +13,9 @@ HUNT = "hunts/<slug:hunt>/"
 PUZZLE = HUNT + "puzzles/<slug:puzzle>/"
 
 
+@csrf_exempt
 def not_found(request, *args, **kwargs):
-    """Any other path under /api/ is a JSON 404, never an HTML page."""
+    """Any other path under /api/ is a JSON 404, never an HTML page (nor a CSRF 403 for a POST)."""
     return JsonResponse({"detail": "Not found."}, status=404)
 
 
