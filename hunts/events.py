@@ -4,6 +4,7 @@ import asyncio
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -59,7 +60,7 @@ def after_commit(fn: Callable[[], None]) -> None:
 
 
 class EventLog:
-    """Events of one transaction: seq numbers taken under the caller's row locks, one INSERT, pushed on commit.
+    """Events of one transaction: seqs taken under the caller's row locks, one INSERT, pushed on commit.
 
     The caller holds the lock of every Team (and, for hunt events, the Hunt) it passes in, fetched in
     this transaction, so `event_seq` read from the instance is the current head.
@@ -71,7 +72,16 @@ class EventLog:
         self.staff_frames: list[tuple[Event, dict]] = []
         self._teams: dict[int, Team] = {}
         self._team_fields: dict[int, set[str]] = {}
+        self._after_flush: list[Callable[[], None]] = []
         self._hunt_touched = False
+
+    def after_flush(self, fn: Callable[[], None]) -> None:
+        """Call fn at flush, after the push is registered: on-commit work fn registers (a task) runs after it.
+
+        An eager task commits (and pushes) inside its on-commit callback, so enqueued first it would push
+        later events before earlier ones.
+        """
+        self._after_flush.append(fn)
 
     def save_team(self, team: Team, *fields: str) -> None:
         """Write these fields of the (locked) team at flush, in the same UPDATE as its new event head."""
@@ -96,20 +106,25 @@ class EventLog:
         return event
 
     def flush(self) -> list[Event]:
-        """Write the events, the new heads and saved team fields; publish the events once the transaction commits."""
+        """Write the events, the new heads and the saved team fields; push the events after commit."""
         if self.events:
             Event.objects.bulk_create(self.events)
         for team in self._teams.values():
             fields = {"event_seq", *self._team_fields.get(team.pk, ())}
-            Team.objects.filter(pk=team.pk).update(**{field: getattr(team, field) for field in sorted(fields)})
+            Team.objects.filter(pk=team.pk).update(
+                **{field: getattr(team, field) for field in sorted(fields)}
+            )
         if self._hunt_touched:
             Hunt.objects.filter(pk=self.hunt.pk).update(event_seq=self.hunt.event_seq)
         events, staff = self.events, self.staff_frames
         if events:
             hunt_id = self.hunt.pk
             after_commit(lambda: publish(hunt_id, events, staff))
+        then = self._after_flush
         self.events, self.staff_frames, self._teams, self._team_fields = [], [], {}, {}
-        self._hunt_touched = False
+        self._after_flush, self._hunt_touched = [], False
+        for fn in then:
+            fn()
         return events
 
 
@@ -175,7 +190,7 @@ async def _send_all(layer, messages: list[tuple[str, dict]]) -> None:
 
 
 def _serving_event_loop() -> bool:
-    """Whether this thread runs sync code for a live event loop (daphne): publish on that loop's connection."""
+    """Whether this thread runs sync code for a live event loop (daphne): publish on its connection."""
     loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
     pid = getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None)
     return loop is not None and pid == os.getpid() and loop.is_running()
@@ -214,8 +229,22 @@ def end_user_sessions(user_id: int) -> None:
     after_commit(lambda: send_ephemeral(group=user_group(user_id), frame={"type": "session.ended"}))
 
 
+def leaderboard_version_key(hunt_id: int) -> str:
+    return f"lb:version:{hunt_id}"
+
+
 def leaderboard_key(hunt_id: int) -> str:
-    return f"lb:{hunt_id}"
+    """The cache key of the hunt's current board; read it before computing the board.
+
+    Every committed score change moves it to a new version, so a board computed from rows read before
+    that commit is stored under the old key and never served (a plain delete would race such a reader).
+    """
+    version_key = leaderboard_version_key(hunt_id)
+    version = cache.get(version_key)
+    if version is None:
+        cache.add(version_key, uuid.uuid4().hex, None)
+        version = cache.get(version_key)
+    return f"lb:{hunt_id}:{version}"
 
 
 def leaderboard_dirty_key(hunt_id: int) -> str:
@@ -223,16 +252,21 @@ def leaderboard_dirty_key(hunt_id: int) -> str:
 
 
 def mark_leaderboard_dirty(hunt_id: int) -> None:
-    """After commit: drop the cached board and flag the hunt for the clock's coalesced push."""
+    """After commit: move to a new board version and flag the hunt for the clock's coalesced push."""
 
     def mark():
-        cache.delete(leaderboard_key(hunt_id))
-        cache.set(leaderboard_dirty_key(hunt_id), 1, None)
+        cache.set_many(
+            {leaderboard_version_key(hunt_id): uuid.uuid4().hex, leaderboard_dirty_key(hunt_id): 1}, None
+        )
 
     after_commit(mark)
 
 
 def replay(*, hunt: Hunt, team: Team | None, stream: str, after: int, limit: int = MAX_REPLAY) -> list[dict]:
     """Logged frames of one stream with seq > after, in order, at most `limit`."""
-    qs = Event.objects.filter(team=team) if stream == "team" else Event.objects.filter(hunt=hunt, team__isnull=True)
+    qs = (
+        Event.objects.filter(team=team)
+        if stream == "team"
+        else Event.objects.filter(hunt=hunt, team__isnull=True)
+    )
     return [frame_of(e) for e in qs.filter(seq__gt=after).order_by("seq")[:limit]]

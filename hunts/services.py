@@ -125,7 +125,9 @@ def create_team(*, hunt: Hunt, user: AbstractBaseUser, name: str) -> Team:
             if Membership.objects.filter(hunt=hunt, user=user).exists():
                 raise ValidationError("You are already on a team in this hunt.") from exc
             if Team.objects.annotate(lname=Lower("name")).filter(hunt=hunt, lname=name.lower()).exists():
-                raise ValidationError({"name": [f"A team named {name} already exists in this hunt."]}) from exc
+                raise ValidationError(
+                    {"name": [f"A team named {name} already exists in this hunt."]}
+                ) from exc
     else:
         raise ValidationError("Could not create the team; please try again.")
     team = lock_team(team.pk)
@@ -169,8 +171,13 @@ def leave_team(*, hunt: Hunt, user: AbstractBaseUser) -> Team:
     membership = Membership.objects.filter(hunt=hunt, user=user).first()
     if membership is None:
         raise NotFound("You are not on a team in this hunt.")
+    if hunt.state == Hunt.State.ENDED:
+        # The last member leaving would take the team off the final standings.
+        raise PermissionDenied(f"The hunt ended at {hunt.ends_at:%Y-%m-%d %H:%M} UTC; teams are closed.")
     team = lock_team(membership.team_id)
-    Membership.objects.filter(pk=membership.pk).delete()
+    deleted, _ = Membership.objects.filter(pk=membership.pk).delete()
+    if not deleted:  # a concurrent leave (a double click) won while this one waited for the lock
+        raise NotFound("You are not on a team in this hunt.")
     log = EventLog(hunt)
     log.team(team, "member.left", {"user": user.get_username()})
     log.flush()

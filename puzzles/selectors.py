@@ -26,7 +26,7 @@ from .services import hint_available_at
 def puzzles_for(team: Team, *, now: datetime | None = None) -> QuerySet[Puzzle]:
     """The team's unlocked puzzles in hunt order, annotated with `solved_at` and `unlocked_at` (one query)."""
     opened = max(team.hunt.starts_at, team.created_at)
-    unlock = Unlock.objects.filter(team=team, puzzle=OuterRef("pk")).values("unlocked_at")[:1]
+    unlock = Unlock.objects.filter(team=team, puzzle=OuterRef("pk"), locked=False).values("unlocked_at")[:1]
     solve = Solve.objects.filter(team=team, puzzle=OuterRef("pk")).values("solved_at")[:1]
     return (
         Puzzle.objects.unlocked_for(team, now=now)
@@ -150,9 +150,12 @@ def progress_grid(
         Puzzle.objects.filter(hunt=hunt).select_related("round").order_by("round__order", "order", "id")
     )
     team_ids = [t.pk for t in teams]
-    unlocks = Unlock.objects.filter(team_id__in=team_ids).values_list("team_id", "puzzle_id", "unlocked_at")
+    unlocks = Unlock.objects.filter(team_id__in=team_ids).values_list(
+        "team_id", "puzzle_id", "unlocked_at", "locked"
+    )
     solves = Solve.objects.filter(team_id__in=team_ids).values_list("team_id", "puzzle_id", "solved_at")
-    unlocked = {(t, p): at for t, p, at in unlocks}
+    unlocked = {(t, p): at for t, p, at, locked in unlocks if not locked}
+    relocked = {(t, p) for t, p, _, locked in unlocks if locked}
     solved = {(t, p): at for t, p, at in solves}
     started = hunt.starts_at <= now
     rows = []
@@ -162,6 +165,8 @@ def progress_grid(
             key = (team.pk, puzzle.pk)
             if key in solved:
                 cells.append({"state": "solved", "at": solved[key]})
+            elif key in relocked:
+                cells.append({"state": "locked", "at": None, "relocked": True})
             elif key in unlocked:
                 cells.append({"state": "open", "at": unlocked[key]})
             elif started and not puzzle.has_rules:

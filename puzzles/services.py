@@ -1,21 +1,22 @@
 """Use cases of play: guesses, judging, unlocks, hints, treasures and the clock."""
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, Min, OuterRef, Q
+from django.db import IntegrityError, models, transaction
+from django.db.models import Count, Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from hunts.errors import Conflict, NotFound, RateLimited
 from hunts.events import EventLog, after_commit, mark_leaderboard_dirty, send_ephemeral, staff_group
 from hunts.models import Hunt, Team
-from hunts.services import lock_hunt, lock_team, lock_teams
+from hunts.services import lock_hunt, lock_team
 from treasurehunt.celery import enqueue
 
-from . import checkers
+from . import checkers, leaderboard
 from .models import (
     Answer,
     Guess,
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 
 GUESS_MAX = 500
 QUESTION_MAX = 2000
-OPEN_HINT_REQUESTS_MAX = 3
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -60,16 +60,37 @@ def _username(user) -> str | None:
     return user.get_username() if user is not None else None
 
 
-def _require_running(hunt: Hunt, now: datetime) -> None:
+def _require_started(hunt: Hunt, now: datetime) -> None:
     if now < hunt.starts_at:
         raise PermissionDenied(f"The hunt starts at {hunt.starts_at:%Y-%m-%d %H:%M} UTC.")
+
+
+def _require_running(hunt: Hunt, now: datetime) -> None:
+    _require_started(hunt, now)
     if now >= hunt.ends_at:
         raise PermissionDenied(f"The hunt ended at {hunt.ends_at:%Y-%m-%d %H:%M} UTC.")
 
 
+def _log_judged(guess: Guess, puzzle_slug: str) -> None:
+    log.info(
+        "guess %s judged %s (team %s, puzzle %s)",
+        guess.pk,
+        guess.status,
+        guess.team_id,
+        puzzle_slug,
+        extra={"guess_id": guess.pk, "team_id": guess.team_id, "puzzle": puzzle_slug, "status": guess.status},
+    )
+
+
 def unlocked_puzzle(*, team: Team, slug: str, now: datetime | None = None) -> Puzzle:
-    """The team's puzzle with this slug; locked and unknown puzzles are both NotFound."""
-    puzzle = Puzzle.objects.unlocked_for(team, now=now).filter(slug=slug).select_related("round").first()
+    """The team's puzzle with this slug (annotated `solved`); locked and unknown puzzles are both NotFound."""
+    puzzle = (
+        Puzzle.objects.unlocked_for(team, now=now)
+        .filter(slug=slug)
+        .select_related("round")
+        .annotate(solved=Exists(Solve.objects.filter(team=team, puzzle=OuterRef("pk"))))
+        .first()
+    )
     if puzzle is None:
         raise NotFound(f"No puzzle '{slug}' is open for your team.")
     return puzzle
@@ -82,11 +103,14 @@ def unlocked_puzzle(*, team: Team, slug: str, now: datetime | None = None) -> Pu
 def submit_guess(
     *, team: Team, user, puzzle_slug: str, text: str, client_id: str | None = None
 ) -> tuple[Guess, bool]:
-    """Record a guess (DESIGN section 5, steps 1-8 in order); returns (guess, created)."""
+    """Record a guess (DESIGN section 5, steps 1-8 in order); returns (guess, created).
+
+    After the end guesses are still judged, unscored: a correct one records a post-hunt solve worth 0.
+    """
     now = timezone.now()
     team = Team.objects.select_for_update(no_key=True, of=("self",)).select_related("hunt").get(pk=team.pk)
     hunt = team.hunt
-    _require_running(hunt, now)  # 1
+    _require_started(hunt, now)  # 1
     puzzle = unlocked_puzzle(team=team, slug=puzzle_slug, now=now)  # 2
     text = (text or "").strip()
     if not text:  # 3
@@ -109,36 +133,47 @@ def submit_guess(
     for guess in seen:  # 5
         if guess.puzzle_id == puzzle.pk and guess.key == key:
             return guess, False
-    if Solve.objects.filter(team=team, puzzle=puzzle).exists():  # 6
+    if puzzle.solved:  # 6
         raise ValidationError("Already solved")
     _check_guess_limit(hunt, team, puzzle, now)  # 7
     answers = list(puzzle.answers.all())  # 8
-    status, response = checkers.judge(answers, text) if puzzle.all_exact else _judge_inline_final(answers, text)
+    status, response = (
+        checkers.judge(answers, text) if puzzle.all_exact else _judge_inline_final(answers, text)
+    )
     guess = Guess(
-        team=team, puzzle=puzzle, user=user, text=text, key=key, client_id=client_id, created_at=now,
-        status=status or Guess.Status.PENDING, response=response,
-        judged_at=now if status else None, enqueued_at=None if status else now,
+        team=team,
+        puzzle=puzzle,
+        user=user,
+        text=text,
+        key=key,
+        client_id=client_id,
+        created_at=now,
+        status=status or Guess.Status.PENDING,
+        response=response,
+        judged_at=now if status else None,
+        enqueued_at=None if status else now,
     )
     try:
-        with transaction.atomic():
-            guess.save(force_insert=True)
+        # No savepoint: under the team lock a duplicate cannot happen, and if it did, raising rolls back.
+        guess.save(force_insert=True)
     except IntegrityError as exc:
         raise Conflict("That guess was just submitted; refresh to see it.") from exc
     events = EventLog(hunt)
     data = {"guess": guess_data(guess, puzzle_slug=puzzle.slug, username=_username(user))}
     if status:
+        _log_judged(guess, puzzle.slug)
         events.team(team, "guess.judged", data, staff=True)
         if status == Guess.Status.CORRECT:
             _record_solve(team=team, puzzle=puzzle, guess=guess, answers=answers, now=now, events=events)
     else:
         events.team(team, "guess.pending", data, staff=True)
-        enqueue("puzzles.tasks.judge_guess_task", guess.pk)
+        events.after_flush(lambda: enqueue("puzzles.tasks.judge_guess_task", guess.pk))
     events.flush()
     return guess, True
 
 
 def _judge_inline_final(answers: list[Answer], text: str) -> tuple[str | None, str]:
-    """For mixed puzzles: a matching exact final answer is judged at once; anything else waits for the judge."""
+    """For mixed puzzles: a matching exact final answer is judged at once; anything else waits."""
     key = exact_key(text)
     for answer in answers:
         if answer.kind == Answer.Kind.EXACT and answer.final and exact_key(answer.parameters["value"]) == key:
@@ -147,18 +182,27 @@ def _judge_inline_final(answers: list[Answer], text: str) -> tuple[str | None, s
 
 
 def _check_guess_limit(hunt: Hunt, team: Team, puzzle: Puzzle, now: datetime) -> None:
+    """At most `guesses` new guesses per team and puzzle in any sliding window of `minutes`."""
     limit = hunt.guess_limit
     if limit is None:
         return
     window = timedelta(minutes=limit["minutes"])
-    stats = Guess.objects.filter(team=team, puzzle=puzzle, created_at__gt=now - window).aggregate(
-        n=Count("pk"), oldest=Min("created_at")
+    if limit["guesses"] == 0:
+        raise RateLimited(
+            "Guessing is paused for this hunt; try again later.", retry_after=window.total_seconds()
+        )
+    # The limit is reached while the guesses-th newest guess is in the window; a slot frees when it leaves
+    # (the oldest counted guess, also when the limit was lowered and more guesses are in the window).
+    nth = list(
+        Guess.objects.filter(team=team, puzzle=puzzle, created_at__gt=now - window)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)[limit["guesses"] - 1 : limit["guesses"]]
     )
-    if stats["n"] >= limit["guesses"]:
-        wait = (stats["oldest"] + window - now).total_seconds()
+    if nth:
+        wait = (nth[0] + window - now).total_seconds()
         raise RateLimited(
             f"Your team has made {limit['guesses']} guesses on this puzzle in the last {limit['minutes']} "
-            f"minutes; try again in {max(1, round(wait))} s.",
+            f"minutes; try again in {max(1, math.ceil(wait))} s.",  # the same number as retry_after
             retry_after=wait,
         )
 
@@ -178,6 +222,7 @@ def judge_guess(*, guess_id: int) -> Guess | None:
     guess.status, guess.response = checkers.judge(answers, guess.text)
     guess.judged_at = now
     guess.save(update_fields=["status", "response", "judged_at"])
+    _log_judged(guess, guess.puzzle.slug)
     events = EventLog(team.hunt)
     events.team(
         team,
@@ -185,38 +230,56 @@ def judge_guess(*, guess_id: int) -> Guess | None:
         {"guess": guess_data(guess, puzzle_slug=guess.puzzle.slug, username=_username(guess.user))},
         staff=True,
     )
-    if guess.status == Guess.Status.CORRECT and not Solve.objects.filter(team=team, puzzle=guess.puzzle).exists():
+    if (
+        guess.status == Guess.Status.CORRECT
+        and not Solve.objects.filter(team=team, puzzle=guess.puzzle).exists()
+    ):
         _record_solve(team=team, puzzle=guess.puzzle, guess=guess, answers=answers, now=now, events=events)
     events.flush()
     return guess
 
 
 def _record_solve(
-    *, team: Team, puzzle: Puzzle, guess: Guess, answers: list[Answer], now: datetime, events: EventLog
+    *,
+    team: Team,
+    puzzle: Puzzle,
+    guess: Guess,
+    answers: list[Answer],
+    now: datetime,
+    events: EventLog,
+    solved_at: datetime | None = None,
 ) -> Solve:
-    """Insert the solve, award points, apply unlocks and queue treasure claims (caller holds the team lock)."""
-    solve = Solve.objects.create(team=team, puzzle=puzzle, solved_at=now, points=puzzle.points)
-    team.score += puzzle.points
-    team.solve_count += 1
-    if puzzle.points > 0:
-        team.last_scored_at = now
-    Team.objects.filter(pk=team.pk).update(
-        score=team.score, solve_count=team.solve_count, last_scored_at=team.last_scored_at
+    """Insert the solve, award points, apply unlocks, queue treasure claims (caller holds the team lock).
+
+    A guess sent after the hunt ended makes a post-hunt solve: worth 0, not counted, no treasure claims;
+    unlocks still follow. `solved_at` (default now) is earlier only for a solve found by re-judging.
+    """
+    solved_at = solved_at or now
+    post_hunt = guess.created_at >= team.hunt.ends_at
+    points = 0 if post_hunt else puzzle.points
+    solve = Solve.objects.create(
+        team=team, puzzle=puzzle, solved_at=solved_at, points=points, post_hunt=post_hunt
     )
+    if not post_hunt:
+        team.score += points
+        team.solve_count += 1
+        if points > 0 and (team.last_scored_at is None or solved_at > team.last_scored_at):
+            team.last_scored_at = solved_at
+        events.save_team(team, "score", "solve_count", "last_scored_at")
     final = next((a for a in answers if a.final), None)
     events.team(
         team,
         "puzzle.solved",
         {
             "puzzle": {"slug": puzzle.slug, "title": puzzle.title},
-            "points": puzzle.points,
+            "points": points,
             "answer": final.display if final else guess.text,
             "by": _username(guess.user),
         },
     )
     _apply_unlocks(team=team, now=now, events=events)
-    if _treasures_now_due(team=team, puzzle=puzzle):
-        enqueue("puzzles.tasks.claim_treasures_task", team.pk)
+    if not post_hunt and _treasures_now_due(team=team, puzzle=puzzle):
+        events.after_flush(lambda: enqueue("puzzles.tasks.claim_treasures_task", team.pk))
     mark_leaderboard_dirty(team.hunt_id)
     return solve
 
@@ -243,7 +306,10 @@ class Rule:
             return False
         if self.solves is not None and len(solved) < self.solves:
             return False
-        if self.round_solves is not None and sum(r == self.round_id for r in solved.values()) < self.round_solves:
+        if (
+            self.round_solves is not None
+            and sum(r == self.round_id for r in solved.values()) < self.round_solves
+        ):
             return False
         if self.prerequisites:
             needed = self.needed if self.needed is not None else len(self.prerequisites)
@@ -279,12 +345,11 @@ def locked_rules(*, hunt: Hunt, team_ids: list[int] | None = None, timed_only: b
 
 
 def _unlock(*, team: Team, rules: list[Rule], solved: dict[int, int], now: datetime, events: EventLog) -> int:
-    """Insert the unlocks whose whole rule now holds (caller holds the team lock); returns how many."""
-    due = [r.puzzle_id for r in rules if r.holds(hunt=team.hunt, now=now, solved=solved)]
-    if not due:
-        return 0
-    already = set(Unlock.objects.filter(team=team, puzzle_id__in=due).values_list("puzzle_id", flat=True))
-    new = [pid for pid in due if pid not in already]
+    """Insert the unlocks whose whole rule now holds; returns how many.
+
+    The caller holds the team lock and passes only the team's still-locked rules (`locked_rules`).
+    """
+    new = [r.puzzle_id for r in rules if r.holds(hunt=team.hunt, now=now, solved=solved)]
     if not new:
         return 0
     Unlock.objects.bulk_create([Unlock(team=team, puzzle_id=pid, unlocked_at=now) for pid in new])
@@ -292,8 +357,14 @@ def _unlock(*, team: Team, rules: list[Rule], solved: dict[int, int], now: datet
         events.team(
             team,
             "puzzle.unlocked",
-            {"puzzle": {"slug": puzzle.slug, "title": puzzle.title, "round": puzzle.round.title,
-                        "points": puzzle.points}},
+            {
+                "puzzle": {
+                    "slug": puzzle.slug,
+                    "title": puzzle.title,
+                    "round": puzzle.round.title,
+                    "points": puzzle.points,
+                }
+            },
         )
     return len(new)
 
@@ -352,15 +423,16 @@ def unlock_hint(*, team: Team, puzzle_slug: str, hint_id: int) -> tuple[Hint, bo
     elif hint.cost is None:
         raise ValidationError(f"This hint opens at {available_at:%H:%M} UTC; it cannot be bought.")
     else:
+        _require_running(team.hunt, now)  # scores are final once the hunt ended
         cost = hint.cost
         if team.score < cost:
             raise ValidationError(f"This hint costs {cost} points; your team has {team.score}.")
     HintUnlock.objects.create(team=team, hint=hint, cost=cost, unlocked_at=now)
+    events = EventLog(team.hunt)
     if cost:
         team.score -= cost
-        Team.objects.filter(pk=team.pk).update(score=team.score)
+        events.save_team(team, "score")
         mark_leaderboard_dirty(team.hunt_id)
-    events = EventLog(team.hunt)
     events.team(team, "hint.unlocked", _hint_frame(hint, puzzle, cost))
     events.flush()
     return hint, True
@@ -379,11 +451,13 @@ def request_hint(*, team: Team, user, puzzle_slug: str, question: str) -> HintRe
     if len(question) > QUESTION_MAX:
         raise ValidationError({"question": [f"Questions have at most {QUESTION_MAX} characters."]})
     open_count = HintRequest.objects.filter(team=team, puzzle=puzzle, status=HintRequest.Status.OPEN).count()
-    if open_count >= OPEN_HINT_REQUESTS_MAX:
+    if open_count >= team.hunt.max_open_hint_requests:
         raise ValidationError(
             f"Your team already has {open_count} open questions on this puzzle; wait for an answer first."
         )
-    request = HintRequest.objects.create(team=team, puzzle=puzzle, user=user, question=question, created_at=now)
+    request = HintRequest.objects.create(
+        team=team, puzzle=puzzle, user=user, question=question, created_at=now
+    )
     frame = {
         "type": "hint.requested",
         "stream": "staff",
@@ -415,8 +489,10 @@ def answer_hint_request(*, request_id: int, staff, answer: str) -> HintRequest:
     events.team(
         team,
         "hint.answered",
-        {"puzzle": request.puzzle.slug, "request": {"id": request.pk, "question": request.question,
-                                                     "answer": answer}},
+        {
+            "puzzle": request.puzzle.slug,
+            "request": {"id": request.pk, "question": request.question, "answer": answer},
+        },
         staff=True,
     )
     events.flush()
@@ -437,7 +513,12 @@ def due_treasures(*, team: Team) -> list[Treasure]:
     return list(
         Treasure.objects.filter(hunt_id=team.hunt_id, code_key="", requires__isnull=False)
         .exclude(finds__team=team)
-        .exclude(requires__in=Puzzle.objects.filter(hunt_id=team.hunt_id).exclude(solves__team=team))
+        .exclude(
+            requires__in=Puzzle.objects.filter(hunt_id=team.hunt_id).exclude(
+                # Post-hunt solves earn no treasures.
+                Exists(Solve.objects.filter(team=team, puzzle=OuterRef("pk"), post_hunt=False))
+            )
+        )
         .distinct()
     )
 
@@ -476,23 +557,30 @@ def claim_treasure(*, team: Team, treasure: Treasure) -> tuple[TreasureFind, boo
     find = TreasureFind.objects.create(treasure=treasure, team=team, rank=rank, found_at=now, points=points)
     treasure.found_count = rank
     Treasure.objects.filter(pk=treasure.pk).update(found_count=rank)
+    events = EventLog(hunt)
     if points:
         team.score += points
         if points > 0:
             team.last_scored_at = now
-        Team.objects.filter(pk=team.pk).update(score=team.score, last_scored_at=team.last_scored_at)
+        events.save_team(team, "score", "last_scored_at")
         mark_leaderboard_dirty(hunt.pk)
-    events = EventLog(hunt)
     events.team(
         team,
         "treasure.found",
-        {"treasure": {"slug": treasure.slug, "name": treasure.name, "reveal": treasure.reveal},
-         "rank": rank, "points": points},
+        {
+            "treasure": {"slug": treasure.slug, "name": treasure.name, "reveal": treasure.reveal},
+            "rank": rank,
+            "points": points,
+        },
     )
     events.hunt_wide(
         "treasure.claimed",
-        {"treasure": {"slug": treasure.slug, "name": treasure.name},
-         "team": {"slug": team.slug, "name": team.name}, "rank": rank, "remaining": treasure.remaining},
+        {
+            "treasure": {"slug": treasure.slug, "name": treasure.name},
+            "team": {"slug": team.slug, "name": team.name},
+            "rank": rank,
+            "remaining": treasure.remaining,
+        },
     )
     events.flush()
     return find, True
@@ -564,8 +652,9 @@ def _release_timed_unlocks(*, hunt: Hunt, now: datetime) -> int:
     count = 0
     for team_id, team_solved in solved.items():
         candidates = [
-            r for r in rules if (team_id, r.puzzle_id) not in unlocked
-            and r.holds(hunt=hunt, now=now, solved=team_solved)
+            r
+            for r in rules
+            if (team_id, r.puzzle_id) not in unlocked and r.holds(hunt=hunt, now=now, solved=team_solved)
         ]
         if candidates:
             count += _unlock_for_team(team_id=team_id, hunt=hunt, now=now)
@@ -588,16 +677,19 @@ def _release_timed_hints(*, hunt: Hunt, now: datetime) -> int:
         return 0
     taken = set(HintUnlock.objects.filter(hint__in=hints).values_list("team_id", "hint_id"))
     teams = list(Team.objects.filter(hunt=hunt).only("pk", "created_at"))
-    unlock_times = {
-        (tid, pid): at
-        for tid, pid, at in Unlock.objects.filter(
-            team__hunt=hunt, puzzle_id__in={h.puzzle_id for h in hints}
-        ).values_list("team_id", "puzzle_id", "unlocked_at")
-    }
+    rows = Unlock.objects.filter(team__hunt=hunt, puzzle_id__in={h.puzzle_id for h in hints}).values_list(
+        "team_id", "puzzle_id", "unlocked_at", "locked"
+    )
+    unlock_times, relocked = {}, set()
+    for tid, pid, at, locked in rows:
+        if locked:
+            relocked.add((tid, pid))  # hidden by staff: its timed hints wait until it is unlocked again
+        else:
+            unlock_times[(tid, pid)] = at
     due: dict[int, list[Hint]] = {}
     for team in teams:
         for hint in hints:
-            if (team.pk, hint.pk) in taken:
+            if (team.pk, hint.pk) in taken or (team.pk, hint.puzzle_id) in relocked:
                 continue
             if hint.puzzle.has_rules:
                 opened = unlock_times.get((team.pk, hint.puzzle_id))
@@ -627,9 +719,9 @@ def _grant_hints(*, team_id: int, hunt: Hunt, hints: list[Hint], now: datetime) 
 
 def _release_clues(*, hunt: Hunt, now: datetime) -> int:
     due = list(
-        Treasure.objects.filter(hunt=hunt, clue_released=False, clue_at__lte=now).exclude(clue="").values_list(
-            "pk", flat=True
-        )
+        Treasure.objects.filter(hunt=hunt, clue_released=False, clue_at__lte=now)
+        .exclude(clue="")
+        .values_list("pk", flat=True)
     )
     for treasure_id in due:
         _release_clue(hunt_id=hunt.pk, treasure_id=treasure_id)
@@ -644,8 +736,9 @@ def _release_clue(*, hunt_id: int, treasure_id: int) -> None:
         return
     Treasure.objects.filter(pk=treasure.pk).update(clue_released=True)
     events = EventLog(hunt)
-    events.hunt_wide("treasure.clue", {"treasure": {"slug": treasure.slug, "name": treasure.name},
-                                       "clue": treasure.clue})
+    events.hunt_wide(
+        "treasure.clue", {"treasure": {"slug": treasure.slug, "name": treasure.name}, "clue": treasure.clue}
+    )
     events.flush()
 
 
@@ -658,4 +751,81 @@ def release_all_due(now: datetime | None = None) -> int:
             release_due(hunt=hunt, now=now)
         except Exception:
             log.exception("release_due failed for hunt %s", hunt.slug)
+        try:
+            leaderboard.push_if_changed(hunt)
+        except Exception:
+            log.exception("leaderboard push failed for hunt %s", hunt.slug)
     return len(hunts)
+
+
+# --- The sweeper ----------------------------------------------------------------------
+
+SWEEP_AFTER = timedelta(seconds=5)
+SWEEP_EVERY = timedelta(seconds=15)
+
+
+def sweep(now: datetime | None = None) -> dict[str, int]:
+    """Re-enqueue work whose enqueue may have been lost: pending guesses and due treasure claims."""
+    now = now or timezone.now()
+    return {"guesses": _sweep_guesses(now), "claims": _sweep_claims(now)}
+
+
+SWEEP_BATCH = 1000
+# Claims of hunts that ended longer ago than this are no longer looked for.
+SWEEP_CLAIMS_AFTER_END = timedelta(hours=1)
+
+
+def _sweep_guesses(now: datetime) -> int:
+    """Pending guesses older than SWEEP_AFTER, each enqueued again at most once per SWEEP_EVERY.
+
+    `enqueued_at` is when the guess last went on the queue: submit_guess sets it to `created_at`, and that
+    first enqueue does not hold back the first re-enqueue.
+    """
+    due = (
+        Q(enqueued_at__isnull=True)
+        | Q(enqueued_at__lte=models.F("created_at"))
+        | Q(enqueued_at__lt=now - SWEEP_EVERY)
+    )
+    with transaction.atomic():
+        # Rows locked by a judge committing its verdict right now are skipped; overlapping sweeps never
+        # take the same guess, so none is enqueued twice within SWEEP_EVERY.
+        ids = list(
+            Guess.objects.select_for_update(skip_locked=True)
+            .filter(due, status=Guess.Status.PENDING, created_at__lt=now - SWEEP_AFTER)
+            .order_by("created_at")
+            .values_list("pk", flat=True)[:SWEEP_BATCH]
+        )
+        if ids:
+            Guess.objects.filter(pk__in=ids).update(enqueued_at=now)
+        for guess_id in ids:
+            enqueue("puzzles.tasks.judge_guess_task", guess_id)
+    return len(ids)
+
+
+def _sweep_claims(now: datetime) -> int:
+    """Teams that solved every required puzzle of an auto-claimed treasure more than 5 s ago and lack it."""
+    from django.core.cache import cache
+
+    treasures = (
+        Treasure.objects.filter(code_key="", requires__isnull=False)
+        .filter(hunt__ends_at__gt=now - SWEEP_CLAIMS_AFTER_END)
+        .exclude(supply__isnull=False, found_count__gte=models.F("supply"))
+        .distinct()
+    )
+    team_ids: set[int] = set()
+    for treasure in treasures.prefetch_related("requires"):
+        required = [p.pk for p in treasure.requires.all()]
+        rows = (
+            Solve.objects.filter(puzzle_id__in=required, team__hunt_id=treasure.hunt_id, post_hunt=False)
+            .exclude(team__treasure_finds__treasure=treasure)
+            .values("team_id")
+            .annotate(n=Count("puzzle_id", distinct=True), last=Max("solved_at"))
+            .filter(n=len(required), last__lt=now - SWEEP_AFTER)
+        )
+        for row in rows:
+            if cache.add(f"sweep:claim:{treasure.pk}:{row['team_id']}", 1, int(SWEEP_EVERY.total_seconds())):
+                team_ids.add(row["team_id"])
+    with transaction.atomic():
+        for team_id in sorted(team_ids):
+            enqueue("puzzles.tasks.claim_treasures_task", team_id)
+    return len(team_ids)

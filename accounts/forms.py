@@ -1,0 +1,29 @@
+"""Sign-up and a login form that follows the token endpoint's failed-login throttle."""
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+
+from hunts.throttling import check_login_allowed, client_address, record_login_failure
+
+
+class SignupForm(UserCreationForm):
+    class Meta(UserCreationForm.Meta):
+        help_texts = {"username": "Letters, digits and @/./+/-/_ only; at most 150 characters."}
+
+
+class ThrottledAuthenticationForm(AuthenticationForm):
+    """Refuses a throttled (username, address) pair before checking the password; counts failures.
+
+    A throttled pair raises hunts.errors.RateLimited out of is_valid(), for the view to show with the wait.
+    """
+
+    def clean(self):
+        username = self.cleaned_data.get("username") or ""
+        address = client_address(self.request)
+        check_login_allowed(username, address)
+        try:
+            return super().clean()
+        except forms.ValidationError as exc:
+            if exc.code == "invalid_login":
+                record_login_failure(username, address)
+            raise
