@@ -54,13 +54,34 @@ lint: $(VENV)/.installed-dev
 	$(PYTHON) manage.py makemigrations --check --dry-run
 	$(PYTHON) manage.py spectacular --validate --fail-on-warn --file /dev/null
 
-stack:
-	@echo "make stack arrives with the production-stack issue"
-	@exit 1
+# Production-like stack on one machine (README, "Production stack"): PostgreSQL and Redis from DATABASE_URL
+# and REDIS_URL (environment or .env), WEB daphne processes on STACK_PORT, STACK_PORT+1, ... behind
+# deploy/nginx.conf, JUDGE judge workers, one treasure worker, the clock worker and beat.
+WEB ?= 2
+JUDGE ?= 1
+STACK_PORT ?= 8001
 
-bench:
-	@echo "make bench arrives with the load-generator issue"
-	@exit 1
+stack: $(VENV)/.installed
+	@url() { [ -n "$${!1:-}" ] || grep -qs "^$$1=." .env; }; \
+	url DATABASE_URL || { echo "make stack: DATABASE_URL is not set (e.g. postgres://USER:PASSWORD@127.0.0.1:5432/treasurehunt)" >&2; exit 1; }; \
+	url REDIS_URL || { echo "make stack: REDIS_URL is not set (e.g. redis://127.0.0.1:6379/0)" >&2; exit 1; }
+	$(PYTHON) manage.py check
+	$(PYTHON) manage.py migrate --noinput
+	$(PYTHON) manage.py collectstatic --noinput
+	BEAT_SCHEDULE="$$(mktemp -d)/celerybeat-schedule" exec $(VENV)/bin/honcho start -f deploy/Procfile \
+		-p $(STACK_PORT) -c web=$(WEB),judge=$(JUDGE)
+
+# Load benchmark (BENCHMARKS.md): `make bench`, or e.g. `make bench SOCKETS=500 RATE=100 DURATION=10`;
+# MODE=embedded runs one daphne on SQLite with the in-memory layer (informative). BENCH_ARGS passes more
+# options of bench/run.py (--storm, --cycles, --ramp-step, --no-pin, --profile, ...).
+SOCKETS ?= 2000
+RATE ?= 200
+DURATION ?= 20
+MODE ?= production
+BENCH_ARGS ?=
+bench: $(VENV)/.installed-dev
+	bash scripts/ensure_services.sh
+	$(PYTHON) -m bench.run --mode $(MODE) --sockets $(SOCKETS) --rate $(RATE) --duration $(DURATION) $(BENCH_ARGS)
 
 clean:
 	rm -rf staticfiles test-artifacts .pytest_cache .ruff_cache .hypothesis

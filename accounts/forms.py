@@ -7,7 +7,12 @@ from hunts.throttling import check_login_allowed, client_address, record_login_f
 
 
 class SignupForm(UserCreationForm):
+    email = forms.EmailField(
+        required=False, help_text="Optional: only used to reset your password if you forget it."
+    )
+
     class Meta(UserCreationForm.Meta):
+        fields = (*UserCreationForm.Meta.fields, "email")
         help_texts = {"username": "Letters, digits and @/./+/-/_ only; at most 150 characters."}
 
 

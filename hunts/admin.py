@@ -5,6 +5,7 @@ plain model save: see ServiceForm.
 """
 
 import contextlib
+import functools
 
 from django import forms
 from django.contrib import admin, messages
@@ -17,9 +18,11 @@ from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.http import content_disposition_header
 
-from puzzles.models import Round
+from puzzles import exports
+from puzzles import operations as puzzle_operations
+from puzzles.models import Puzzle, Round
 
-from . import services
+from . import operations, services
 from .errors import Conflict, NotFound, RateLimited
 from .models import Announcement, Event, Hunt, Membership, Team
 
@@ -104,6 +107,62 @@ class HuntFixedMixin:
         return form
 
 
+class ChangedFieldsOnlyMixin:
+    """On change, save only the model fields the form changed.
+
+    Counters and heads that services keep under row locks (event_seq, score, found_count, ...) are never
+    written back from a form loaded earlier: a plain save would roll them back during a live hunt.
+    """
+
+    def changed_model_fields(self, form) -> list[str]:
+        concrete = {f.name for f in form.instance._meta.concrete_fields}
+        return [name for name in form.changed_data if name in concrete]  # m2m: save_related
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            return super().save_model(request, obj, form, change)
+        fields = self.changed_model_fields(form)
+        if fields:
+            obj.save(update_fields=fields)
+        return None
+
+
+class ActionForm(forms.Form):
+    """The form of an admin action's intermediate page (action_page)."""
+
+
+def action_page(modeladmin, request, queryset, *, form_class, title: str, intro: str, submit: str, apply):
+    """An admin action that asks for input on an intermediate page, then calls `apply(data, objects)`.
+
+    `apply` calls the services (in one transaction: all or nothing) and returns the success message, or
+    a response (a file download). A refused rule shows on the page as a form error.
+    """
+    form = form_class(request.POST if "apply" in request.POST else None)
+    if form.is_bound and form.is_valid():
+        try:
+            with transaction.atomic():
+                result = apply(form.cleaned_data, list(queryset))
+        except SERVICE_ERRORS as exc:
+            add_service_error(form, exc)
+        else:
+            if isinstance(result, HttpResponse):
+                return result
+            modeladmin.message_user(request, result, messages.SUCCESS)
+            return None
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "intro": intro,
+        "submit": submit,
+        "opts": modeladmin.model._meta,
+        "queryset": queryset,
+        "form": form,
+        "action": request.POST.get("action", ""),
+        "action_checkbox_name": ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/action_page.html", context)
+
+
 class ReadOnlyAdminMixin:
     """A log: staff can look, filter and search, never add, change or delete."""
 
@@ -168,8 +227,20 @@ class AnnouncementTextForm(forms.Form):
     )
 
 
+class MoveEndForm(ActionForm):
+    extend_minutes = forms.IntegerField(
+        required=False, help_text="Move the end by this many minutes (negative: earlier)."
+    )
+    ends_at = forms.DateTimeField(required=False, help_text="Or the new end, UTC (YYYY-MM-DD HH:MM).")
+
+
+class ExportForm(ActionForm):
+    what = forms.ChoiceField(choices=[(w, w) for w in exports.WHATS])
+    format = forms.ChoiceField(choices=[(f, f.upper()) for f in exports.FORMATS])
+
+
 @admin.register(Hunt)
-class HuntAdmin(admin.ModelAdmin):
+class HuntAdmin(ChangedFieldsOnlyMixin, admin.ModelAdmin):
     form = HuntForm
     list_display = ("title", "slug", "starts_at", "ends_at", "state", "published")
     list_filter = ("published",)
@@ -180,11 +251,87 @@ class HuntAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("title", "slug", "intro", "published")}),
         ("Schedule", {"fields": ("starts_at", "ends_at")}),
-        ("Teams and guesses", {"fields": ("max_team_size", "guess_limit_guesses", "guess_limit_minutes")}),
+        (
+            "Teams and guesses",
+            {
+                "fields": (
+                    "max_team_size",
+                    "guess_limit_guesses",
+                    "guess_limit_minutes",
+                    "max_open_hint_requests",
+                    "freeze_minutes",
+                )
+            },
+        ),
         ("Live state", {"fields": ("event_seq", "announced_state", "created_at")}),
     )
     inlines = (RoundInline, AnnouncementInline)
-    actions = ("post_announcement", "export_hunt_file")
+    actions = ("post_announcement", "move_end", "export_results", "export_hunt_file")
+
+    def save_model(self, request, obj, form, change):
+        """A moved end goes through move_hunt_end (hunt.rescheduled, the clock re-plans)."""
+        old_end = form.initial.get("ends_at")
+        moving = change and "ends_at" in form.changed_data and obj.starts_at < old_end
+        if moving:
+            new_end, obj.ends_at = obj.ends_at, old_end
+            form.changed_data.remove("ends_at")
+        super().save_model(request, obj, form, change)
+        if moving:
+            moved = operations.move_hunt_end(hunt=obj, ends_at=new_end, staff=request.user)
+            obj.ends_at, obj.announced_state = moved.ends_at, moved.announced_state
+
+    @admin.action(description="Move the end of the selected hunt", permissions=["change"])
+    def move_end(self, request, queryset):
+        def apply(data, hunts):
+            moved = [
+                operations.move_hunt_end(
+                    hunt=hunt,
+                    staff=request.user,
+                    ends_at=data["ends_at"],
+                    extend_minutes=data["extend_minutes"],
+                )
+                for hunt in hunts
+            ]
+            return "New end: " + ", ".join(f"{h.title} {h.ends_at:%Y-%m-%d %H:%M} UTC" for h in moved)
+
+        return action_page(
+            self,
+            request,
+            queryset,
+            form_class=MoveEndForm,
+            title="Move the end",
+            intro="The clock re-plans at once: the leaderboard freeze moves with the end, an end in the "
+            "past is announced within seconds, and an ended hunt whose end moves into the future reopens. "
+            "Players get hunt.rescheduled.",
+            submit="Move the end",
+            apply=apply,
+        )
+
+    @admin.action(description="Export results, solves, finds or guesses (CSV, JSON)")
+    def export_results(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one hunt to export.", messages.WARNING)
+            return None
+
+        def apply(data, hunts):
+            hunt, what, fmt = hunts[0], data["what"], data["format"]
+            response = HttpResponse(exports.render(hunt, what, fmt), content_type=exports.CONTENT_TYPES[fmt])
+            response["Content-Disposition"] = content_disposition_header(
+                True, exports.filename(hunt, what, fmt)
+            )
+            return response
+
+        return action_page(
+            self,
+            request,
+            queryset,
+            form_class=ExportForm,
+            title="Export",
+            intro="Staff exports include hidden teams and guesses sent after the end. For very large "
+            "hunts use manage.py export_results.",
+            submit="Download",
+            apply=apply,
+        )
 
     @admin.display(description="state")
     def state(self, hunt: Hunt) -> str:
@@ -239,24 +386,30 @@ class HuntAdmin(admin.ModelAdmin):
 
 
 class MembershipInlineFormSet(forms.BaseInlineFormSet):
+    staff = None  # set per request by MembershipInline.get_formset
+
     def save(self, commit=True):
-        """Removing a member goes through leave_team (event, closed sockets); nothing else changes here."""
+        """Removing a member goes through remove_member (event, closed sockets); nothing else changes here."""
         self.new_objects = []
         self.save_existing_objects(commit=False)  # collects deleted_objects without deleting
         for member in self.deleted_objects:
             with contextlib.suppress(NotFound):  # they left in the meantime
-                services.leave_team(hunt=member.team.hunt, user=member.user)
+                operations.remove_member(hunt=member.team.hunt, user=member.user, staff=self.staff)
         return []
 
 
 class MembershipInline(admin.TabularInline):
-    """Members; players join with the team's join code. Removing one here is leave_team."""
+    """Members; players join with the team's join code. Removing one here is remove_member."""
 
     model = Membership
     formset = MembershipInlineFormSet
     fields = ("user", "joined_at")
     readonly_fields = fields
     extra = 0
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        return type(formset.__name__, (formset,), {"staff": request.user})
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -300,8 +453,23 @@ class TeamForm(forms.ModelForm):
         return name
 
 
+class AdjustScoreForm(ActionForm):
+    points = forms.IntegerField(help_text="Negative to take points.")
+    reason = forms.CharField(max_length=500, required=False, help_text="The team sees it.")
+
+
+class PuzzleChoiceForm(ActionForm):
+    puzzle = forms.ModelChoiceField(queryset=None)
+
+    def __init__(self, *args, hunt_ids=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["puzzle"].queryset = Puzzle.objects.filter(hunt_id__in=hunt_ids).select_related(
+            "hunt", "round"
+        )
+
+
 @admin.register(Team)
-class TeamAdmin(ServiceAdminMixin, HuntFixedMixin, admin.ModelAdmin):
+class TeamAdmin(ServiceAdminMixin, ChangedFieldsOnlyMixin, HuntFixedMixin, admin.ModelAdmin):
     form = TeamForm
     add_form = TeamCreateForm
     list_display = ("name", "hunt", "score", "solve_count", "hidden", "created_at")
@@ -318,7 +486,14 @@ class TeamAdmin(ServiceAdminMixin, HuntFixedMixin, admin.ModelAdmin):
         "created_at",
     )
     inlines = (MembershipInline,)
-    actions = ("rotate_join_code",)
+    actions = (
+        "rotate_join_code",
+        "hide_teams",
+        "unhide_teams",
+        "adjust_score",
+        "unlock_puzzle",
+        "lock_puzzle",
+    )
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -348,6 +523,81 @@ class TeamAdmin(ServiceAdminMixin, HuntFixedMixin, admin.ModelAdmin):
                 rotated += 1
         if rotated:
             self.message_user(request, f"New join code for {rotated} team(s).", messages.SUCCESS)
+
+    def save_model(self, request, obj, form, change):
+        """Hiding or showing a team goes through set_team_hidden (event, leaderboard)."""
+        hiding = change and not isinstance(form, ServiceForm) and "hidden" in form.changed_data
+        if hiding:
+            form.changed_data.remove("hidden")
+        super().save_model(request, obj, form, change)
+        if hiding:
+            operations.set_team_hidden(team=obj, hidden=obj.hidden, staff=request.user)
+
+    def _set_hidden(self, request, queryset, hidden: bool) -> None:
+        with transaction.atomic():
+            for team in queryset:
+                operations.set_team_hidden(team=team, hidden=hidden, staff=request.user)
+        where = "hidden from" if hidden else "shown in"
+        self.message_user(request, f"{queryset.count()} team(s) {where} the rankings.", messages.SUCCESS)
+
+    @admin.action(description="Hide from the rankings", permissions=["change"])
+    def hide_teams(self, request, queryset):
+        self._set_hidden(request, queryset, True)
+
+    @admin.action(description="Show in the rankings", permissions=["change"])
+    def unhide_teams(self, request, queryset):
+        self._set_hidden(request, queryset, False)
+
+    @admin.action(description="Adjust the score of the selected teams", permissions=["change"])
+    def adjust_score(self, request, queryset):
+        def apply(data, teams):
+            for team in teams:
+                puzzle_operations.adjust_score(
+                    team=team, points=data["points"], reason=data["reason"], staff=request.user
+                )
+            return f"{data['points']:+d} points for {', '.join(t.name for t in teams)}."
+
+        return action_page(
+            self,
+            request,
+            queryset,
+            form_class=AdjustScoreForm,
+            title="Adjust score",
+            intro="Each team gets score.adjusted with the reason, live. A raise moves its tie-break time.",
+            submit="Adjust score",
+            apply=apply,
+        )
+
+    def _puzzle_action(self, request, queryset, *, lock: bool):
+        service = puzzle_operations.lock_puzzle if lock else puzzle_operations.unlock_puzzle
+        hunt_ids = set(queryset.values_list("hunt_id", flat=True))
+
+        def apply(data, teams):
+            count = sum(service(puzzle=data["puzzle"], staff=request.user, team=team) for team in teams)
+            verb = "re-locked for" if lock else "unlocked for"
+            return f"{data['puzzle'].title} {verb} {count} team(s)."
+
+        return action_page(
+            self,
+            request,
+            queryset,
+            form_class=functools.partial(PuzzleChoiceForm, hunt_ids=hunt_ids),
+            title="Re-lock a puzzle" if lock else "Unlock a puzzle",
+            intro="Re-locked: hidden from the team until staff unlock it again (a team that solved it "
+            "keeps it)."
+            if lock
+            else "Unlocked: open for the team whatever its rules (this also undoes a re-lock).",
+            submit="Re-lock" if lock else "Unlock",
+            apply=apply,
+        )
+
+    @admin.action(description="Unlock a puzzle for the selected teams", permissions=["change"])
+    def unlock_puzzle(self, request, queryset):
+        return self._puzzle_action(request, queryset, lock=False)
+
+    @admin.action(description="Re-lock a puzzle for the selected teams", permissions=["change"])
+    def lock_puzzle(self, request, queryset):
+        return self._puzzle_action(request, queryset, lock=True)
 
 
 # --- Announcements and the event log --------------------------------------------------------

@@ -113,7 +113,7 @@ class HuntListView(ListAPIView):
     @extend_schema(
         operation_id="hunts_list",
         summary="Hunts you can see, with your team in each",
-        responses={200: HuntSerializer, **error_responses(401)},
+        responses={200: HuntSerializer, **error_responses(401, 404)},
         tags=["hunts"],
     )
     def get(self, request, *args, **kwargs):
@@ -273,6 +273,39 @@ class EventListView(HuntScoped, ListAPIView):
         parameters=SEQ_PARAMETERS,
         responses={200: EventFrameSerializer, **error_responses(400, 401, 404)},
         tags=["events"],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+# --- Spectators ------------------------------------------------------------------------------------
+
+
+class PublicEventQuerySerializer(EventQuerySerializer):
+    team_seq = None  # spectators have no team stream
+
+
+class PublicEventListView(HuntScoped, ListAPIView):
+    permission_classes = [AllowAny]
+    serializer_class = EventFrameSerializer
+
+    def get_queryset(self):
+        if self.is_schema_view():
+            return Event.objects.none()
+        given = {k: v for k, v in self.request.query_params.items() if k == "hunt_seq" and v != ""}
+        hunt_seq = parse(PublicEventQuerySerializer, given).get("hunt_seq", 0)
+        return selectors.public_events_after(hunt=self.hunt, hunt_seq=hunt_seq)
+
+    @extend_schema(
+        operation_id="public_events_list",
+        summary="The hunt stream's public events: announcements, treasure claims, start, end (public)",
+        description="No credentials needed (a bad token is still 401). Frames as on the WebSocket, in seq "
+        "order; seqs skip the hunt-stream kinds that are not public (errata, clues), so a gap here is "
+        "not a loss. A hunt_seq above the stream's head is 400.",
+        parameters=[SEQ_PARAMETERS[1]],
+        responses={200: EventFrameSerializer, **error_responses(400, 401, 404)},
+        auth=[],
+        tags=["spectators"],
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)

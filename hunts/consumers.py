@@ -1,9 +1,10 @@
 """The live stream of one hunt (DESIGN section 7): hello, pushed frames, resume, guesses and ping."""
 
+import asyncio
 import logging
 import time
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -123,15 +124,22 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
         # Accept first: the close codes below only reach a client on an open socket.
         await self.accept()
         try:
-            opened = await self.open_stream()
+            code = await self.authenticate()
+            if code is None:
+                # Joined on the loop, all at once, before the heads are read: an event committed later
+                # also arrives live, so nothing falls between.
+                self.groups = self.stream_groups()  # left by the base class on disconnect
+                await asyncio.gather(
+                    *(self.channel_layer.group_add(g, self.channel_name) for g in self.groups)
+                )
+                hello, online = await self.greet()
         except Exception:
             log.exception("could not open the live stream")
             await self.end(1011)
             return
-        if isinstance(opened, int):
-            await self.end(opened)
+        if code is not None:
+            await self.end(code)
             return
-        hello, online = opened
         await self.send_json(hello)
         if online is not None:
             await self.send_json({"type": "presence", "online": online})
@@ -147,11 +155,8 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code)
 
     @database_sync_to_async
-    def open_stream(self) -> int | tuple[dict, list[str] | None]:
-        """A connect's one database hop: authenticate, check hunt and team, join the groups, read the heads.
-
-        Returns a close code, or the hello frame and the presence list to send to this socket alone.
-        """
+    def authenticate(self) -> int | None:
+        """Who connects, to which hunt, on which team: None when they may, else the close code."""
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             return CLOSE_UNAUTHENTICATED
@@ -165,16 +170,24 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
         if team is None and not user.is_staff:
             return CLOSE_FORBIDDEN
         self.user, self.hunt, self.team = user, hunt, team
-        groups = [hunt_group(hunt.pk), user_group(user.pk)]
-        if team is not None:
-            groups.append(team_group(team.pk))
-        if user.is_staff:
-            groups.append(staff_group(hunt.pk))
-        for group in groups:
-            async_to_sync(self.channel_layer.group_add)(group, self.channel_name)
-        self.groups = groups  # left by the base class on disconnect
-        # Heads read after joining: an event committed later also arrives live, so nothing falls between.
+        return None
+
+    def stream_groups(self) -> list[str]:
+        groups = [hunt_group(self.hunt.pk), user_group(self.user.pk)]
+        if self.team is not None:
+            groups.append(team_group(self.team.pk))
+        if self.user.is_staff:
+            groups.append(staff_group(self.hunt.pk))
+        return groups
+
+    @database_sync_to_async
+    def greet(self) -> tuple[dict, list[str] | None]:
+        """The hello frame (heads read now, after joining the groups) and the presence list for this socket.
+
+        The presence list is None when it changed: then it went to the whole team, this socket included.
+        """
         team_seq, hunt_seq = self.read_heads()
+        user, hunt, team = self.user, self.hunt, self.team
         username = user.get_username()
         hello = {
             "type": "hello",
@@ -245,7 +258,7 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
             raise FrameError("too_large", f"Frames are limited to {MAX_FRAME_BYTES // 1024} KiB.")
         try:
             frame = await self.decode_json(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # `[[[[...` nested thousands deep is a RecursionError
             raise FrameError("invalid_json", "The frame is not valid JSON.") from None
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             raise FrameError("invalid_frame", 'A frame is a JSON object with a string "type".')

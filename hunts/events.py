@@ -5,6 +5,8 @@ import logging
 import os
 import threading
 import uuid
+import weakref
+from collections import deque
 from collections.abc import Callable, Iterable
 
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -164,15 +166,23 @@ PUBLISH_TIMEOUT_SECONDS = 5
 
 
 def send_frames(messages: list[tuple[str, dict]]) -> None:
-    """Send frames to groups; lost pushes are recovered by clients through resume."""
+    """Send frames to groups; lost pushes are recovered by clients through resume.
+
+    In daphne (sync code running for its event loop) the frames go to that loop's publisher, which sends
+    them in order while this thread moves on: a request or a guess never waits for Redis. Elsewhere
+    (Celery workers, commands) this waits until they are sent.
+    """
     if not messages:
         return
     try:
         layer = get_channel_layer()
         if layer is None:
             return
-        if _serving_event_loop() or isinstance(layer, InMemoryChannelLayer):
+        loop = _serving_event_loop()
+        if isinstance(layer, InMemoryChannelLayer):
             async_to_sync(_send_all)(layer, messages)
+        elif loop is not None:
+            LoopPublisher.of(loop).submit(layer, messages)
         else:
             future = asyncio.run_coroutine_threadsafe(_send_all(layer, messages), _publisher_loop())
             try:
@@ -189,11 +199,60 @@ async def _send_all(layer, messages: list[tuple[str, dict]]) -> None:
         await layer.group_send(group, {"type": "event.forward", "frame": frame})
 
 
-def _serving_event_loop() -> bool:
-    """Whether this thread runs sync code for a live event loop (daphne): publish on its connection."""
+def _serving_event_loop() -> asyncio.AbstractEventLoop | None:
+    """The live event loop (daphne's) this thread runs sync code for, if any: publish on its connection."""
     loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
     pid = getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None)
-    return loop is not None and pid == os.getpid() and loop.is_running()
+    return loop if loop is not None and pid == os.getpid() and loop.is_running() else None
+
+
+class LoopPublisher:
+    """Sends the batches handed over by sync code, on the event loop, one at a time in the order given.
+
+    One per loop: a single sender keeps each group's frames in seq order. A batch that fails or takes
+    longer than PUBLISH_TIMEOUT_SECONDS is logged and dropped (clients recover through resume); past
+    MAX_PENDING waiting batches (Redis gone), new ones are dropped the same way instead of piling up.
+    """
+
+    MAX_PENDING = 10_000
+    _lock = threading.Lock()
+    _by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> its publisher
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> "LoopPublisher":
+        with cls._lock:
+            if loop not in cls._by_loop:
+                cls._by_loop[loop] = cls(loop)
+            return cls._by_loop[loop]
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop_ref = weakref.ref(loop)  # a closed loop and its publisher can go
+        self.batches: deque[tuple[object, list[tuple[str, dict]]]] = deque()
+        self.task: asyncio.Task | None = None
+
+    def submit(self, layer, messages: list[tuple[str, dict]]) -> None:
+        """From any thread."""
+        self.loop_ref().call_soon_threadsafe(self._add, layer, messages)
+
+    def _add(self, layer, messages: list[tuple[str, dict]]) -> None:
+        if len(self.batches) >= self.MAX_PENDING:
+            log.error("publisher backlog full: dropped %d frames", len(messages))
+            return
+        self.batches.append((layer, messages))
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self.batches:
+                layer, messages = self.batches.popleft()
+                try:
+                    async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+                        await _send_all(layer, messages)
+                except Exception:
+                    log.exception("could not publish %d frames", len(messages))
+        finally:
+            self.task = None
 
 
 _publisher_lock = threading.Lock()

@@ -1,5 +1,7 @@
 """The event and its people: hunts, teams, members, announcements and the event log."""
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
@@ -34,6 +36,13 @@ class Hunt(models.Model):
     max_team_size = models.PositiveSmallIntegerField(default=4)
     guess_limit_guesses = models.PositiveIntegerField(null=True, blank=True, default=20)
     guess_limit_minutes = models.PositiveIntegerField(null=True, blank=True, default=10)
+    freeze_minutes = models.PositiveIntegerField(
+        default=0,
+        help_text="Freeze the public leaderboard for the last N minutes of the hunt (0 = never).",
+    )
+    max_open_hint_requests = models.PositiveSmallIntegerField(
+        default=3, help_text="Unanswered questions a team may have open on one puzzle."
+    )
     event_seq = models.PositiveBigIntegerField(default=0, editable=False)
     # The last state the clock announced (hunt.started / hunt.ended), so it does so once.
     announced_state = models.CharField(
@@ -67,6 +76,20 @@ class Hunt(models.Model):
     @property
     def state(self) -> str:
         return self.state_at(timezone.now())
+
+    @property
+    def freeze_at(self):
+        """When the public leaderboard freezes (None without a freeze); it thaws at the end."""
+        if not self.freeze_minutes:
+            return None
+        return max(self.ends_at - timedelta(minutes=self.freeze_minutes), self.starts_at)
+
+    def frozen_at(self, now: datetime) -> datetime | None:
+        """The freeze instant while the public board is frozen at `now`, else None."""
+        freeze_at = self.freeze_at
+        if freeze_at is not None and freeze_at <= now < self.ends_at:
+            return freeze_at
+        return None
 
     @property
     def guess_limit(self) -> dict | None:

@@ -3,6 +3,7 @@
 from django.core.exceptions import ValidationError
 from django.db.models import Case, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 
+from .errors import NotFound
 from .models import Announcement, Event, Hunt, Membership, Team
 
 
@@ -73,3 +74,41 @@ def events_after(
 def teams_by_score(hunt: Hunt) -> QuerySet[Team]:
     """Every team with members (hidden ones included), best score first: the staff view's rows."""
     return Team.objects.filter(hunt=hunt).with_members().order_by("-score", "created_at", "id")
+
+
+# Hunt-stream kinds anyone may read without logging in (spectators). Errata and treasure clues are left out:
+# they speak about puzzles, which only teams that have them may read.
+PUBLIC_EVENT_KINDS = (
+    "announcement.posted",
+    "treasure.claimed",
+    "hunt.started",
+    "hunt.ended",
+    "hunt.rescheduled",
+)
+
+
+def public_events_after(*, hunt: Hunt, hunt_seq: int = 0) -> QuerySet[Event]:
+    """The hunt stream's public events with seq above `hunt_seq`, in order (seqs skip the other kinds).
+
+    `hunt` must be fresh: a seq above its head is a ValidationError, as for events_after.
+    """
+    if hunt_seq > hunt.event_seq:
+        raise ValidationError(
+            {
+                "hunt_seq": [
+                    f"hunt_seq {hunt_seq} is above the hunt stream's head ({hunt.event_seq}); "
+                    "resume from a seq you received."
+                ]
+            }
+        )
+    return Event.objects.filter(
+        hunt=hunt, team__isnull=True, seq__gt=hunt_seq, kind__in=PUBLIC_EVENT_KINDS
+    ).order_by("seq")
+
+
+def team_in(hunt: Hunt, slug: str) -> Team:
+    """The hunt's team with this slug (staff tools); NotFound otherwise."""
+    team = Team.objects.filter(hunt=hunt, slug=slug).select_related("hunt").first()
+    if team is None:
+        raise NotFound(f"No team '{slug}' in this hunt.")
+    return team

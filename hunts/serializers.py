@@ -5,7 +5,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers
 
 from .events import frame_of
-from .models import Announcement, Hunt
+from .models import Announcement, Hunt, Team
 
 # --- Errors (the shapes hunts/api_errors.py produces) -------------------------------------
 
@@ -83,11 +83,26 @@ class HuntSerializer(serializers.ModelSerializer):
 
     state = serializers.ChoiceField(choices=Hunt.State.choices, read_only=True)
     guess_limit = GuessLimitSerializer(read_only=True, allow_null=True)
+    freeze_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="When the public leaderboard freezes until the end (null: no freeze).",
+    )
     team = serializers.SerializerMethodField()
 
     class Meta:
         model = Hunt
-        fields = ["slug", "title", "starts_at", "ends_at", "state", "max_team_size", "guess_limit", "team"]
+        fields = [
+            "slug",
+            "title",
+            "starts_at",
+            "ends_at",
+            "freeze_at",
+            "state",
+            "max_team_size",
+            "guess_limit",
+            "team",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(TeamRefSerializer(allow_null=True))
@@ -154,3 +169,34 @@ class EventFrameSerializer(serializers.Serializer):
 
     def to_representation(self, event):
         return frame_of(event)
+
+
+# --- Staff controls (hunts/staff_api.py) -----------------------------------------------------------
+
+
+class StaffTeamSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Team
+        fields = ["slug", "name", "hidden", "join_code", "score"]
+        read_only_fields = fields
+
+
+class TeamHiddenSerializer(serializers.Serializer):
+    hidden = serializers.BooleanField(help_text="true: left off the rankings; false: shown again.")
+
+
+class HuntEndSerializer(serializers.Serializer):
+    ends_at = serializers.DateTimeField(required=False, help_text="The new end.")
+    extend_minutes = serializers.IntegerField(
+        required=False, help_text="Or: move the end by this many minutes (negative: earlier)."
+    )
+
+
+class HuntScheduleSerializer(serializers.ModelSerializer):
+    state = serializers.ChoiceField(choices=Hunt.State.choices, read_only=True)
+    freeze_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Hunt
+        fields = ["slug", "starts_at", "ends_at", "freeze_at", "state"]
+        read_only_fields = fields

@@ -107,7 +107,7 @@ def _check_can_join(hunt: Hunt, user: AbstractBaseUser) -> None:
 
 @transaction.atomic
 def create_team(*, hunt: Hunt, user: AbstractBaseUser, name: str) -> Team:
-    """Create a team and make its creator the first member."""
+    """Create a team and make its creator the first member; a team created by staff is hidden."""
     name = clean_team_name(name)
     _check_can_join(hunt, user)
     if Team.objects.annotate(lname=Lower("name")).filter(hunt=hunt, lname=name.lower()).exists():
@@ -116,7 +116,11 @@ def create_team(*, hunt: Hunt, user: AbstractBaseUser, name: str) -> Team:
         try:
             with transaction.atomic():
                 team = Team.objects.create(
-                    hunt=hunt, name=name, slug=_unique_slug(hunt, name), join_code=new_join_code()
+                    hunt=hunt,
+                    name=name,
+                    slug=_unique_slug(hunt, name),
+                    join_code=new_join_code(),
+                    hidden=bool(getattr(user, "is_staff", False)),
                 )
                 Membership.objects.create(hunt=hunt, team=team, user=user)
             break
@@ -174,6 +178,11 @@ def leave_team(*, hunt: Hunt, user: AbstractBaseUser) -> Team:
     if hunt.state == Hunt.State.ENDED:
         # The last member leaving would take the team off the final standings.
         raise PermissionDenied(f"The hunt ended at {hunt.ends_at:%Y-%m-%d %H:%M} UTC; teams are closed.")
+    return end_membership(hunt=hunt, user=user, membership=membership)
+
+
+def end_membership(*, hunt: Hunt, user: AbstractBaseUser, membership: Membership) -> Team:
+    """End a membership: log `member.left`, close the user's team sockets (callers check the rules)."""
     team = lock_team(membership.team_id)
     deleted, _ = Membership.objects.filter(pk=membership.pk).delete()
     if not deleted:  # a concurrent leave (a double click) won while this one waited for the lock
@@ -199,9 +208,13 @@ def rotate_join_code(*, team: Team) -> Team:
             with transaction.atomic():
                 team.join_code = new_join_code()
                 team.save(update_fields=["join_code"])
-            return team
         except IntegrityError:
             continue
+        # Members' pages show the code: they get the new one live (the team stream is members-only).
+        log = EventLog(team.hunt)
+        log.team(team, "join_code.rotated", {"join_code": team.join_code}, staff=True)
+        log.flush()
+        return team
     raise ValidationError("Could not rotate the join code; please try again.")
 
 

@@ -11,7 +11,14 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from puzzles.leaderboard import rank_of
-from puzzles.selectors import finds_of, latest_guesses, open_hint_requests, progress_grid, puzzles_for
+from puzzles.selectors import (
+    errata_of,
+    finds_of,
+    latest_guesses,
+    open_hint_requests,
+    progress_grid,
+    puzzles_for,
+)
 from puzzles.services import answer_hint_request
 
 from .forms import AnnouncementForm, HintAnswerForm, TeamCreateForm, TeamJoinForm
@@ -64,6 +71,7 @@ def hunt_detail(request, hunt, team):
             rank=rank_of(hunt, team),
             rounds=_rounds(puzzles),
             finds=list(finds_of(team)),
+            errata=list(errata_of([p.pk for p in puzzles])),
             solved_count=sum(p.solved_at is not None for p in puzzles),
         )
     return render(request, "hunts/hunt_detail.html", context)
@@ -164,7 +172,7 @@ def staff_answer_hint(request, hunt, team, request_id: int):
     form = HintAnswerForm(request.POST, prefix=f"r{request_id}")
     with service_errors(request, form, forbidden_page=True) as call:
         answered = answer_hint_request(
-            request_id=request_id, staff=request.user, answer=call.valid()["answer"]
+            request_id=request_id, staff=request.user, answer=call.valid()["answer"], hunt=hunt
         )
         messages.success(request, f"Answered {answered.team.name}'s question on {answered.puzzle.title}.")
         return redirect("hunts:staff", hunt=hunt.slug)

@@ -4,6 +4,7 @@ Views parse input, call one service, shape the output; services raise, hunts/api
 Every queryset is narrowed to the caller's team, so another team's objects are 404.
 """
 
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -14,10 +15,12 @@ from rest_framework.views import APIView
 
 from hunts.api import HuntScoped, parse
 from hunts.errors import NotFound
+from hunts.models import Hunt
 from hunts.serializers import RETRY_AFTER_HEADER, error_responses
 
 from . import selectors, services
-from .leaderboard import leaderboard, public_rows
+from .charts import CHART_TEAMS, top_series
+from .leaderboard import board_for, public_rows
 from .models import Guess, HintRequest, Puzzle, Treasure
 from .rendering import render_markdown
 from .serializers import (
@@ -27,6 +30,7 @@ from .serializers import (
     GuessSerializer,
     HintRequestCreateSerializer,
     HintRequestSerializer,
+    LeaderboardChartSerializer,
     LeaderboardRowSerializer,
     PuzzleDetailSerializer,
     PuzzleSerializer,
@@ -64,17 +68,24 @@ class PuzzleListView(HuntScoped, ListAPIView):
 class PuzzleDetailView(HuntScoped, APIView):
     @extend_schema(
         operation_id="puzzles_retrieve",
-        summary="One open puzzle: body (sanitized HTML), hints, and the answer once solved",
-        description="A locked puzzle is 404, like an unknown one.",
+        summary="One open puzzle: body (sanitized HTML), hints, errata, and the answer once solved",
+        description="A locked puzzle is 404, like an unknown one. After the hunt ended, `answer` and "
+        "`solution` are published to every team that has the puzzle.",
         responses={200: PuzzleDetailSerializer, **error_responses(401, 404)},
         tags=["puzzles"],
     )
     def get(self, request, hunt, puzzle):
         team = self.team
         found = selectors.puzzle_for(team, puzzle)
+        # After the end the answer and the solution are published to every team that has the puzzle.
+        published = self.hunt.state == Hunt.State.ENDED
         found.body_html = render_markdown(found.body)
         found.hint_rows = selectors.hints_for(team=team, puzzle=found, unlocked_at=found.unlocked_at)
-        found.final_answer = selectors.final_answer(found) if found.solved_at is not None else None
+        found.errata_rows = list(selectors.errata_of([found.pk]))
+        found.final_answer = (
+            selectors.final_answer(found) if found.solved_at is not None or published else None
+        )
+        found.solution_html = render_markdown(found.solution) if published and found.solution else None
         return Response(PuzzleDetailSerializer(found).data)
 
 
@@ -86,7 +97,8 @@ class GuessCreateView(HuntScoped, APIView):
         operation_id="guesses_create",
         summary="Submit a guess",
         description="201 when judged by the time of the response, 202 while pending (watch for "
-        "guess.judged), 200 with the original guess when it repeats an earlier answer or client_id.",
+        "guess.judged), 200 with the original guess when it repeats an earlier answer or client_id. "
+        "Before the start 403; after the end guesses are still judged but score nothing.",
         request=GuessCreateSerializer,
         responses={
             200: GuessSerializer,
@@ -223,12 +235,13 @@ class LeaderboardView(HuntScoped, ListAPIView):
     def get_queryset(self):
         if self.is_schema_view():
             return []
-        return public_rows(leaderboard(self.hunt))
+        return public_rows(board_for(self.hunt, self.request.user))
 
     @extend_schema(
         operation_id="leaderboard_list",
         summary="The leaderboard (public): competition ranks by score, then earlier last score",
-        description="Public: no credentials needed (a bad token is still 401).",
+        description="Public: no credentials needed (a bad token is still 401). During the freeze (the "
+        "hunt's `freeze_at` until its end) it is the board as of `freeze_at`; staff get the live one.",
         responses={200: LeaderboardRowSerializer, **error_responses(401, 404)},
         tags=["leaderboard"],
     )
@@ -286,3 +299,39 @@ class TreasureClaimView(HuntScoped, APIView):
             ClaimResultSerializer(body).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
+
+
+class LeaderboardChartView(HuntScoped, APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="leaderboard_chart",
+        summary="Score over time of the top 10 teams (public), as on the leaderboard page",
+        description="Public: no credentials needed. During the freeze it stops at `frozen_at` (staff see "
+        "it live). Before the start the series are empty.",
+        responses={200: LeaderboardChartSerializer, **error_responses(401, 404)},
+        auth=[],
+        tags=["leaderboard"],
+    )
+    def get(self, request, hunt):
+        now = timezone.now()
+        hunt = self.hunt
+        frozen_at = hunt.frozen_at(now)
+        cutoff = None if request.user.is_staff else frozen_at
+        top = board_for(hunt, request.user, now=now)[:CHART_TEAMS]
+        series = top_series(hunt.pk, top, before=cutoff) if top and now >= hunt.starts_at else []
+        by_id = {row["team_id"]: row["team"] for row in top}
+        body = {
+            "start": hunt.starts_at,
+            "end": min(now, hunt.ends_at, cutoff or now),
+            "frozen_at": frozen_at,
+            "series": [
+                {
+                    "team": by_id[s.team_id],
+                    "score": s.final,
+                    "steps": [{"at": at, "score": score} for at, score in s.steps],
+                }
+                for s in series
+            ],
+        }
+        return Response(LeaderboardChartSerializer(body).data)

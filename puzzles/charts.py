@@ -18,6 +18,7 @@ COLORS = [
     "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
 ]  # fmt: skip
 
+CHART_TEAMS = 10  # the top teams drawn, on the page and in the API
 WIDTH, HEIGHT = 720, 300
 LEFT, RIGHT, TOP, BOTTOM = 48, 16, 12, 28
 
@@ -34,24 +35,27 @@ class Series:
         return self.steps[-1][1] if self.steps else 0
 
 
-def score_steps(team_ids: list[int]) -> dict[int, list[tuple[datetime, int]]]:
+def score_steps(
+    team_ids: list[int], *, before: datetime | None = None
+) -> dict[int, list[tuple[datetime, int]]]:
     """Each team's running score after every change (4 queries, whatever the number of teams or rows).
 
-    Score = puzzle points + treasure bonuses + adjustments - hint costs, as in DESIGN section 4.
+    Score = puzzle points + treasure bonuses + adjustments - hint costs, as in DESIGN section 4. With
+    `before` (the leaderboard freeze), only changes before that instant.
     """
     changes: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
     sources = [
-        Solve.objects.filter(team_id__in=team_ids).values_list("team_id", "solved_at", "points"),
-        TreasureFind.objects.filter(team_id__in=team_ids).values_list("team_id", "found_at", "points"),
-        ScoreAdjustment.objects.filter(team_id__in=team_ids).values_list("team_id", "created_at", "points"),
+        (Solve.objects.filter(team_id__in=team_ids), "solved_at", "points"),
+        (TreasureFind.objects.filter(team_id__in=team_ids), "found_at", "points"),
+        (ScoreAdjustment.objects.filter(team_id__in=team_ids), "created_at", "points"),
+        (HintUnlock.objects.filter(team_id__in=team_ids, cost__gt=0), "unlocked_at", "cost"),
     ]
-    for rows in sources:
-        for team_id, at, points in rows:
-            changes[team_id].append((at, points))
-    for team_id, at, cost in HintUnlock.objects.filter(team_id__in=team_ids, cost__gt=0).values_list(
-        "team_id", "unlocked_at", "cost"
-    ):
-        changes[team_id].append((at, -cost))
+    for qs, at_field, points_field in sources:
+        if before is not None:
+            qs = qs.filter(**{f"{at_field}__lt": before})
+        sign = -1 if points_field == "cost" else 1
+        for team_id, at, points in qs.values_list("team_id", at_field, points_field):
+            changes[team_id].append((at, sign * points))
     steps: dict[int, list[tuple[datetime, int]]] = {}
     for team_id in team_ids:
         score, points = 0, []
@@ -62,18 +66,18 @@ def score_steps(team_ids: list[int]) -> dict[int, list[tuple[datetime, int]]]:
     return steps
 
 
-def top_series(hunt_id: int, rows: list[dict]) -> list[Series]:
+def top_series(hunt_id: int, rows: list[dict], *, before: datetime | None = None) -> list[Series]:
     """Series for leaderboard rows (dicts with team_id and team.name), in board order.
 
     The steps are cached under a digest of the rows' scores and times: any score change in the top rows
     (a solve, a find, a bought hint, an adjustment) changes the digest, so spectators cost no queries.
     """
     digest = hashlib.sha256(
-        repr([(r["team_id"], r["score"], r["last_scored_at"]) for r in rows]).encode()
+        repr([(r["team_id"], r["score"], r["last_scored_at"]) for r in rows] + [before]).encode()
     ).hexdigest()[:32]
     steps = cache.get_or_set(
         f"lb:chart:{hunt_id}:{digest}",
-        lambda: score_steps([row["team_id"] for row in rows]),
+        lambda: score_steps([row["team_id"] for row in rows], before=before),
         settings.LEADERBOARD_CACHE_SECONDS,
     )
     return [

@@ -1,10 +1,21 @@
-"""The leaderboard: one query over denormalized team scores, cached until a score changes."""
+"""The leaderboard: one query over denormalized team scores, cached until a score changes.
+
+During the freeze (the hunt's last `freeze_minutes`) the public board is the board as of the freeze instant,
+computed from the score rows before it; staff keep the live one. At the end the final board shows.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Count, Max, Q, Sum
+from django.utils import timezone
 
 from hunts.events import hunt_group, iso, leaderboard_dirty_key, leaderboard_key, send_ephemeral
 from hunts.models import Hunt, Team
+
+from .models import HintUnlock, ScoreAdjustment, Solve, TreasureFind
 
 
 def compute(hunt: Hunt) -> list[dict]:
@@ -14,6 +25,11 @@ def compute(hunt: Hunt) -> list[dict]:
         .ranked()
         .values_list("pk", "slug", "name", "score", "solve_count", "last_scored_at")
     )
+    return _ranked(rows)
+
+
+def _ranked(rows: Iterable[tuple]) -> list[dict]:
+    """Board rows from (pk, slug, name, score, solves, last_scored_at) tuples already in board order."""
     board, previous, rank = [], None, 0
     for position, (pk, slug, name, score, solves, last) in enumerate(rows, start=1):
         if (score, last) != previous:
@@ -32,13 +48,95 @@ def compute(hunt: Hunt) -> list[dict]:
 
 
 def leaderboard(hunt: Hunt) -> list[dict]:
-    """The cached board (rows keep `team_id` for lookups; interfaces drop it)."""
+    """The cached live board (rows keep `team_id` for lookups; interfaces drop it). Staff see this one."""
     key = leaderboard_key(hunt.pk)
     board = cache.get(key)
     if board is None:
         board = compute(hunt)
         cache.set(key, board, settings.LEADERBOARD_CACHE_SECONDS)
     return board
+
+
+def totals(
+    *, hunt: Hunt | None = None, team_ids: list[int] | None = None, before: datetime | None = None
+) -> dict[int, dict]:
+    """Each team's {score, solves, last_scored_at} computed from its rows (4 queries), by team id.
+
+    Score = puzzle points + treasure bonuses + adjustments - hint costs (DESIGN section 4); solves and the
+    last score increase count only scored rows. With `before`, only rows from before that instant count.
+    Teams without rows are left out.
+    """
+    scope = Q(team__hunt=hunt) if team_ids is None else Q(team_id__in=team_ids)
+    sources = [
+        (Solve.objects.filter(scope, post_hunt=False), "solved_at"),
+        (TreasureFind.objects.filter(scope), "found_at"),
+        (ScoreAdjustment.objects.filter(scope), "created_at"),
+    ]
+    result: dict[int, dict] = {}
+
+    def entry(team_id: int) -> dict:
+        return result.setdefault(team_id, {"score": 0, "solves": 0, "last_scored_at": None})
+
+    for qs, at_field in sources:
+        if before is not None:
+            qs = qs.filter(**{f"{at_field}__lt": before})
+        rows = qs.values("team_id").annotate(
+            total=Sum("points"), n=Count("id"), last=Max(at_field, filter=Q(points__gt=0))
+        )
+        for row in rows:
+            t = entry(row["team_id"])
+            t["score"] += row["total"] or 0
+            if qs.model is Solve:
+                t["solves"] = row["n"]
+            last = row["last"]
+            if last is not None and (t["last_scored_at"] is None or last > t["last_scored_at"]):
+                t["last_scored_at"] = last
+    hints = HintUnlock.objects.filter(scope, cost__gt=0)
+    if before is not None:
+        hints = hints.filter(unlocked_at__lt=before)
+    for row in hints.values("team_id").annotate(cost=Sum("cost")):
+        entry(row["team_id"])["score"] -= row["cost"]
+    return result
+
+
+def compute_as_of(hunt: Hunt, at: datetime) -> list[dict]:
+    """The board as it stood at `at`, from the score rows before it (the teams on it are today's)."""
+    teams = list(
+        Team.objects.filter(hunt=hunt)
+        .with_members()
+        .filter(hidden=False)
+        .values_list("pk", "slug", "name", "created_at")
+    )
+    scores = totals(hunt=hunt, before=at)
+    empty = {"score": 0, "solves": 0, "last_scored_at": None}
+    rows = []
+    for pk, slug, name, created_at in teams:
+        t = scores.get(pk, empty)
+        rows.append((pk, slug, name, t["score"], t["solves"], t["last_scored_at"], created_at))
+    far = datetime.max.replace(tzinfo=at.tzinfo)
+    rows.sort(key=lambda r: (-r[3], r[5] or far, r[6], r[0]))
+    return _ranked(r[:6] for r in rows)
+
+
+def public_board(hunt: Hunt, *, now: datetime | None = None) -> list[dict]:
+    """The board players and spectators see: frozen at the freeze instant until the end, else live."""
+    frozen_at = hunt.frozen_at(now or timezone.now())
+    if frozen_at is None:
+        return leaderboard(hunt)
+    # Under the live board's version: a re-judge of guesses made before the freeze is reflected.
+    key = f"{leaderboard_key(hunt.pk)}:frozen:{int(frozen_at.timestamp())}"
+    board = cache.get(key)
+    if board is None:
+        board = compute_as_of(hunt, frozen_at)
+        cache.set(key, board, settings.LEADERBOARD_CACHE_SECONDS)
+    return board
+
+
+def board_for(hunt: Hunt, user, *, now: datetime | None = None) -> list[dict]:
+    """Staff see the live board, everyone else the public one."""
+    if getattr(user, "is_staff", False):
+        return leaderboard(hunt)
+    return public_board(hunt, now=now)
 
 
 def public_rows(board: list[dict]) -> list[dict]:
@@ -61,7 +159,7 @@ def push_if_changed(hunt: Hunt) -> bool:
         return False
     # Cleared before reading the board: a score changing from here on marks the hunt dirty again.
     cache.delete(dirty_key)
-    top = public_rows(leaderboard(hunt)[:TOP_SIZE])
+    top = public_rows(public_board(hunt)[:TOP_SIZE])
     if cache.get(top_key) == top:
         return False
     if not cache.add(pushed_key, 1, PUSH_EVERY_SECONDS):
@@ -73,5 +171,5 @@ def push_if_changed(hunt: Hunt) -> bool:
 
 
 def rank_of(hunt: Hunt, team: Team) -> int | None:
-    """The team's rank, or None when it is not on the board (hidden or without members)."""
-    return next((row["rank"] for row in leaderboard(hunt) if row["team_id"] == team.pk), None)
+    """The team's rank on the public board (frozen during the freeze), or None when it is not on it."""
+    return next((row["rank"] for row in public_board(hunt) if row["team_id"] == team.pk), None)

@@ -27,12 +27,15 @@ class PuzzleQuerySet(models.QuerySet):
         return self.filter(has_rules=True)
 
     def unlocked_for(self, team: Team, *, now=None):
-        """Puzzles with an Unlock row for the team, plus rule-free puzzles once the hunt has started."""
+        """Puzzles with an Unlock row for the team, plus rule-free puzzles once the hunt has started.
+
+        A row that staff re-locked (`Unlock.locked`) hides the puzzle, rule-free ones included.
+        """
         now = now or timezone.now()
-        unlocked = Exists(Unlock.objects.filter(team=team, puzzle=OuterRef("pk")))
-        condition = Q(unlocked)
+        rows = Unlock.objects.filter(team=team, puzzle=OuterRef("pk"))
+        condition = Q(Exists(rows.filter(locked=False)))
         if team.hunt.starts_at <= now:
-            condition |= Q(has_rules=False)
+            condition |= Q(has_rules=False) & ~Exists(rows.filter(locked=True))
         return self.filter(hunt_id=team.hunt_id).filter(condition)
 
 
@@ -216,6 +219,8 @@ class Solve(models.Model):
     puzzle = models.ForeignKey(Puzzle, on_delete=models.CASCADE, related_name="solves")
     solved_at = models.DateTimeField(default=timezone.now)
     points = models.IntegerField(default=0)
+    # Solved with a guess sent after the hunt ended: recorded (unlocks follow) but worth 0 and not counted.
+    post_hunt = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["solved_at", "id"]
@@ -229,6 +234,9 @@ class Unlock(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="unlocks")
     puzzle = models.ForeignKey(Puzzle, on_delete=models.CASCADE, related_name="unlocks")
     unlocked_at = models.DateTimeField(default=timezone.now)
+    # Re-locked by staff: hidden from the team whatever the rules say, until staff unlock it again. The
+    # row stays, so the rules (which skip puzzles with a row) never reopen it on their own.
+    locked = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["unlocked_at", "id"]
@@ -294,6 +302,22 @@ class TreasureFind(models.Model):
 
     def __str__(self):
         return f"{self.team} found {self.treasure} (#{self.rank})"
+
+
+class Erratum(models.Model):
+    """A correction to a puzzle, shown to the teams that have the puzzle."""
+
+    puzzle = models.ForeignKey(Puzzle, on_delete=models.CASCADE, related_name="errata")
+    text = models.TextField(max_length=2000)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name_plural = "errata"
+
+    def __str__(self):
+        return f"{self.puzzle}: {self.text[:60]}"
 
 
 class ScoreAdjustment(models.Model):

@@ -19,7 +19,18 @@ from django.utils import timezone
 from hunts.errors import NotFound
 from hunts.models import Hunt, Team
 
-from .models import Guess, Hint, HintRequest, HintUnlock, Puzzle, Solve, Treasure, TreasureFind, Unlock
+from .models import (
+    Erratum,
+    Guess,
+    Hint,
+    HintRequest,
+    HintUnlock,
+    Puzzle,
+    Solve,
+    Treasure,
+    TreasureFind,
+    Unlock,
+)
 from .services import hint_available_at
 
 
@@ -83,6 +94,13 @@ def final_answer(puzzle: Puzzle) -> str | None:
     """The display of the puzzle's first final answer (show it only to teams that solved the puzzle)."""
     answer = puzzle.answers.filter(final=True).order_by("order", "id").first()
     return answer.display if answer else None
+
+
+def errata_of(puzzle_ids: list[int]) -> QuerySet[Erratum]:
+    """Errata of these puzzles (show a team only those of puzzles it has), oldest first, with the puzzle."""
+    return (
+        Erratum.objects.filter(puzzle_id__in=puzzle_ids).select_related("puzzle").order_by("created_at", "id")
+    )
 
 
 def guesses_of(team: Team, *, puzzle_slug: str | None = None) -> QuerySet[Guess]:

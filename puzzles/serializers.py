@@ -1,10 +1,11 @@
 """API shapes of play: puzzles, hints, guesses, hint requests, leaderboard, treasures; explicit fields."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from hunts.serializers import TeamRefSerializer
 
-from .models import Guess, HintRequest, Puzzle
+from .models import Erratum, Guess, HintRequest, Puzzle
 from .services import GUESS_MAX, guess_data
 
 # --- Puzzles and hints ----------------------------------------------------------------------
@@ -42,23 +43,44 @@ class UnlockedHintSerializer(HintSerializer):
     text = serializers.CharField()
 
 
+class ErratumSerializer(serializers.ModelSerializer):
+    puzzle = serializers.CharField(source="puzzle.slug", read_only=True, help_text="The puzzle's slug.")
+
+    class Meta:
+        model = Erratum
+        fields = ["id", "puzzle", "text", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
 class PuzzleDetailSerializer(PuzzleSerializer):
-    """The puzzle with its rendered body, its hints, and its answer once the team solved it."""
+    """The puzzle with its body, hints and errata; its answer once solved; its solution after the end.
+
+    The view sets body_html, hint_rows, errata_rows, final_answer and solution_html (None: left out).
+    """
 
     body = serializers.CharField(source="body_html", read_only=True, help_text="Sanitized HTML.")
     hints = HintSerializer(source="hint_rows", many=True, read_only=True)
-    # Not read-only, so the schema lists it as optional: it is left out until the team solved the puzzle.
+    errata = ErratumSerializer(source="errata_rows", many=True, read_only=True)
+    # Not read-only, so the schema lists them as optional: they are left out until they are published.
     answer = serializers.CharField(
-        source="final_answer", required=False, help_text="Present only once solved."
+        source="final_answer",
+        required=False,
+        help_text="Present once solved, and for everyone after the end.",
+    )
+    solution = serializers.CharField(
+        source="solution_html",
+        required=False,
+        help_text="Sanitized HTML of the solution; present only after the hunt ended.",
     )
 
     class Meta(PuzzleSerializer.Meta):
-        fields = [*PuzzleSerializer.Meta.fields, "body", "hints", "answer"]
+        fields = [*PuzzleSerializer.Meta.fields, "body", "hints", "errata", "answer", "solution"]
 
     def to_representation(self, puzzle):
         data = super().to_representation(puzzle)
-        if puzzle.solved_at is None or data.get("answer") is None:
-            data.pop("answer", None)
+        for optional in ("answer", "solution"):
+            if data.get(optional) is None:
+                data.pop(optional, None)
         return data
 
 
@@ -186,3 +208,91 @@ class ClaimResultSerializer(serializers.Serializer):
     rank = serializers.IntegerField()
     points = serializers.IntegerField()
     reveal = serializers.CharField(allow_blank=True)
+
+
+class ChartStepSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    score = serializers.IntegerField()
+
+
+class ChartSeriesSerializer(serializers.Serializer):
+    team = TeamRefSerializer()
+    score = serializers.IntegerField(help_text="The score at the chart's end.")
+    steps = ChartStepSerializer(many=True, help_text="The score after each change, in time order.")
+
+
+class LeaderboardChartSerializer(serializers.Serializer):
+    """The score-over-time chart of the top teams (puzzles.charts), as data."""
+
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    frozen_at = serializers.DateTimeField(
+        allow_null=True, help_text="Set during the freeze: the chart stops at this instant."
+    )
+    series = ChartSeriesSerializer(many=True)
+
+
+# --- Staff controls (puzzles/staff_api.py) --------------------------------------------------------
+
+
+class TeamTargetSerializer(serializers.Serializer):
+    team = serializers.SlugField(
+        max_length=60, required=False, help_text="A team's slug; leave it out for every team of the hunt."
+    )
+
+
+class ControlResultSerializer(serializers.Serializer):
+    teams = serializers.IntegerField(help_text="How many teams the change applied to.")
+
+
+class ErratumTextSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=10_000, allow_blank=True)
+
+
+class ScoreAdjustmentCreateSerializer(serializers.Serializer):
+    points = serializers.IntegerField(help_text="Negative to take points.")
+    reason = serializers.CharField(max_length=2000, allow_blank=True, help_text="The team sees it.")
+
+
+class ScoreAdjustmentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    team = TeamRefSerializer()
+    points = serializers.IntegerField()
+    reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    score = serializers.IntegerField(help_text="The team's score after the adjustment.")
+
+
+class ChangeTeamMixin:
+    """`team` of a re-judging change (a dataclass with team_slug and team_name)."""
+
+    @extend_schema_field(TeamRefSerializer)
+    def get_team(self, change) -> dict:
+        return {"slug": change.team_slug, "name": change.team_name}
+
+
+class RejudgeGuessSerializer(ChangeTeamMixin, serializers.Serializer):
+    id = serializers.IntegerField(source="guess_id")
+    team = serializers.SerializerMethodField()
+    answer = serializers.CharField(source="text")
+    created_at = serializers.DateTimeField()
+    # Plain strings: a second enum of the guess statuses would collide in the schema's names.
+    old_status = serializers.CharField(help_text="correct, partial or incorrect.")
+    new_status = serializers.CharField(help_text="correct, partial or incorrect.")
+    response = serializers.CharField(source="new_response", allow_blank=True)
+
+
+class RejudgeSolveSerializer(ChangeTeamMixin, serializers.Serializer):
+    team = serializers.SerializerMethodField()
+    at = serializers.DateTimeField(help_text="When the team solved it (a gain: the time of its guess).")
+    points = serializers.IntegerField()
+    post_hunt = serializers.BooleanField()
+
+
+class RejudgePlanSerializer(serializers.Serializer):
+    """A puzzles.operations.RejudgePlan: what re-judging changes (GET) or changed (POST)."""
+
+    puzzle = serializers.CharField(source="puzzle.slug")
+    guesses = RejudgeGuessSerializer(many=True, help_text="Guesses whose verdict or response changes.")
+    gains = RejudgeSolveSerializer(many=True, help_text="Teams that gain a solve.")
+    losses = RejudgeSolveSerializer(many=True, help_text="Teams that lose their solve.")

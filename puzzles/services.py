@@ -84,19 +84,27 @@ def _log_judged(guess: Guess, puzzle_slug: str) -> None:
 
 def unlocked_puzzle(*, team: Team, slug: str, now: datetime | None = None) -> Puzzle:
     """The team's puzzle with this slug (annotated `solved`); locked and unknown puzzles are both NotFound."""
-    puzzle = (
+    # On the guess path: no ORDER BY (the slug is unique in the hunt) and no Markdown columns.
+    found = (
         Puzzle.objects.unlocked_for(team, now=now)
         .filter(slug=slug)
         .select_related("round")
+        .defer("body", "solution")
         .annotate(solved=Exists(Solve.objects.filter(team=team, puzzle=OuterRef("pk"))))
-        .first()
+        .order_by()[:1]
     )
+    puzzle = next(iter(found), None)
     if puzzle is None:
         raise NotFound(f"No puzzle '{slug}' is open for your team.")
     return puzzle
 
 
 # --- Guessing -------------------------------------------------------------------------
+
+
+def _storable(value: str) -> bool:
+    """Text the database can store: no NUL, no lone surrogate (JSON escapes in a socket frame carry both)."""
+    return "\x00" not in value and not any("\ud800" <= ch <= "\udfff" for ch in value)
 
 
 @transaction.atomic
@@ -117,9 +125,13 @@ def submit_guess(
         raise ValidationError({"answer": ["Enter an answer."]})
     if len(text) > GUESS_MAX:
         raise ValidationError({"answer": [f"Answers have at most {GUESS_MAX} characters."]})
+    if not _storable(text):
+        raise ValidationError({"answer": ["Answers cannot contain null or lone surrogate characters."]})
     client_id = (client_id or "").strip() or None
     if client_id is not None and len(client_id) > 100:
         raise ValidationError({"client_id": ["client_id has at most 100 characters."]})
+    if client_id is not None and not _storable(client_id):
+        raise ValidationError({"client_id": ["client_id cannot contain null or lone surrogate characters."]})
     key = dedupe_key(text, all_exact=puzzle.all_exact)
     if not key:
         raise ValidationError({"answer": ["Enter an answer with at least one letter or digit."]})
@@ -136,7 +148,7 @@ def submit_guess(
     if puzzle.solved:  # 6
         raise ValidationError("Already solved")
     _check_guess_limit(hunt, team, puzzle, now)  # 7
-    answers = list(puzzle.answers.all())  # 8
+    answers = _answers(puzzle)  # 8
     status, response = (
         checkers.judge(answers, text) if puzzle.all_exact else _judge_inline_final(answers, text)
     )
@@ -170,6 +182,11 @@ def submit_guess(
         events.after_flush(lambda: enqueue("puzzles.tasks.judge_guess_task", guess.pk))
     events.flush()
     return guess, True
+
+
+def _answers(puzzle: Puzzle) -> list[Answer]:
+    """The puzzle's answers in authoring order (its own order: Answer's default joins puzzle and round)."""
+    return list(puzzle.answers.order_by("order", "id"))
 
 
 def _judge_inline_final(answers: list[Answer], text: str) -> tuple[str | None, str]:
@@ -218,7 +235,7 @@ def judge_guess(*, guess_id: int) -> Guess | None:
     if guess.status != Guess.Status.PENDING:
         return guess
     now = timezone.now()
-    answers = list(guess.puzzle.answers.all())
+    answers = _answers(guess.puzzle)
     guess.status, guess.response = checkers.judge(answers, guess.text)
     guess.judged_at = now
     guess.save(update_fields=["status", "response", "judged_at"])
@@ -470,14 +487,20 @@ def request_hint(*, team: Team, user, puzzle_slug: str, question: str) -> HintRe
 
 
 @transaction.atomic
-def answer_hint_request(*, request_id: int, staff, answer: str) -> HintRequest:
-    """Staff answer a team's question; the team sees it on the puzzle page at once."""
+def answer_hint_request(*, request_id: int, staff, answer: str, hunt: Hunt | None = None) -> HintRequest:
+    """Staff answer a team's question; the team sees it on the puzzle page at once.
+
+    With `hunt` (the hunt whose page was used), a request of another hunt is NotFound.
+    """
     if not getattr(staff, "is_staff", False):
         raise PermissionDenied("Only staff can answer hint requests.")
     answer = (answer or "").strip()
     if not answer:
         raise ValidationError({"answer": ["Write the answer."]})
-    team_id = HintRequest.objects.filter(pk=request_id).values_list("team_id", flat=True).first()
+    requests = HintRequest.objects.filter(pk=request_id)
+    if hunt is not None:
+        requests = requests.filter(team__hunt=hunt)
+    team_id = requests.values_list("team_id", flat=True).first()
     if team_id is None:
         raise NotFound("No such hint request.")
     team = lock_team(team_id)

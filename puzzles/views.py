@@ -13,10 +13,11 @@ from django.views.decorators.http import require_POST
 from hunts.forms import GuessForm, HintRequestForm, TreasureClaimForm
 from hunts.web import hunt_page, service_errors
 
-from .charts import render_svg, top_series
-from .leaderboard import leaderboard
+from .charts import CHART_TEAMS, render_svg, top_series
+from .leaderboard import board_for
 from .models import Guess
 from .selectors import (
+    errata_of,
     final_answer,
     guesses_of,
     hint_requests_of,
@@ -28,7 +29,6 @@ from .selectors import (
 from .services import claim_treasure_by_code, request_hint, submit_guess, unlock_hint
 
 LEADERBOARD_PAGE_SIZE = 100
-CHART_TEAMS = 10
 FINDERS_SHOWN = 10
 
 
@@ -41,12 +41,16 @@ def _puzzle_context(hunt, team, slug: str, *, guess_form=None, request_form=None
     now = timezone.now()
     puzzle = puzzle_for(team, slug)
     guesses = list(guesses_of(team, puzzle_slug=slug))
+    # After the end the answer and the solution are published to every team that has the puzzle.
+    published = hunt.state_at(now) == hunt.State.ENDED
     return {
         "hunt": hunt,
         "team": team,
         "nav": "home",
         "puzzle": puzzle,
-        "answer": final_answer(puzzle) if puzzle.solved_at else None,
+        "answer": final_answer(puzzle) if puzzle.solved_at or published else None,
+        "published": published,
+        "errata": list(errata_of([puzzle.pk])),
         "guesses": guesses,
         "pending": any(g.status == Guess.Status.PENDING for g in guesses),
         "hints": hints_for(team=team, puzzle=puzzle, unlocked_at=puzzle.unlocked_at, now=now),
@@ -164,8 +168,12 @@ def treasure_claim(request, hunt, team):
 
 @hunt_page()
 def leaderboard_view(request, hunt, team):
+    """Public (spectators need no login). During the freeze players see the board as of the freeze."""
     now = timezone.now()
-    board = leaderboard(hunt)
+    board = board_for(hunt, request.user, now=now)
+    frozen_at = hunt.frozen_at(now)
+    # Staff see the live board (and chart); everyone else the board and chart as of the freeze.
+    cutoff = None if request.user.is_staff else frozen_at
     page = Paginator(board, LEADERBOARD_PAGE_SIZE).get_page(request.GET.get("page"))
     last_solves = last_solve_times([row["team_id"] for row in page])
     rows = [
@@ -179,8 +187,8 @@ def leaderboard_view(request, hunt, team):
     chart = ""
     top = board[:CHART_TEAMS]
     if top and now >= hunt.starts_at:
-        series = top_series(hunt.pk, top)
-        chart = render_svg(series, start=hunt.starts_at, end=min(now, hunt.ends_at))
+        series = top_series(hunt.pk, top, before=cutoff)
+        chart = render_svg(series, start=hunt.starts_at, end=min(now, hunt.ends_at, cutoff or now))
     else:
         series = []
     context = {
@@ -191,5 +199,6 @@ def leaderboard_view(request, hunt, team):
         "page": page,
         "chart": chart,
         "series": series,
+        "frozen_at": frozen_at,
     }
     return render(request, "puzzles/team_leaderboard.html", context)

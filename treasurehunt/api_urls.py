@@ -5,12 +5,17 @@ from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
 from hunts import api as hunts_api
+from hunts import staff_api as hunts_staff_api
 from puzzles import api as puzzles_api
+from puzzles import staff_api as puzzles_staff_api
 
 app_name = "api"
 
 HUNT = "hunts/<slug:hunt>/"
 PUZZLE = HUNT + "puzzles/<slug:puzzle>/"
+STAFF = HUNT + "staff/"
+STAFF_PUZZLE = STAFF + "puzzles/<slug:puzzle>/"
+STAFF_TEAM = STAFF + "teams/<slug:team>/"
 
 
 @csrf_exempt
@@ -39,5 +44,29 @@ urlpatterns = [
     path(HUNT + "treasures/claim/", puzzles_api.TreasureClaimView.as_view(), name="treasure-claim"),
     path(HUNT + "announcements/", hunts_api.AnnouncementListView.as_view(), name="announcements"),
     path(HUNT + "events/", hunts_api.EventListView.as_view(), name="events"),
+    # Spectators (public)
+    path(HUNT + "public-events/", hunts_api.PublicEventListView.as_view(), name="public-events"),
+    path(HUNT + "leaderboard/chart/", puzzles_api.LeaderboardChartView.as_view(), name="leaderboard-chart"),
+    # Staff controls of a live hunt
+    path(STAFF_PUZZLE + "unlock/", puzzles_staff_api.PuzzleUnlockView.as_view(), name="staff-unlock"),
+    path(STAFF_PUZZLE + "lock/", puzzles_staff_api.PuzzleLockView.as_view(), name="staff-lock"),
+    path(STAFF_PUZZLE + "rejudge/", puzzles_staff_api.RejudgeView.as_view(), name="staff-rejudge"),
+    path(STAFF_PUZZLE + "errata/", puzzles_staff_api.ErratumCreateView.as_view(), name="staff-errata"),
+    path(STAFF + "errata/<int:erratum_id>/", puzzles_staff_api.ErratumView.as_view(), name="staff-erratum"),
+    path(
+        STAFF_TEAM + "score-adjustments/",
+        puzzles_staff_api.ScoreAdjustmentCreateView.as_view(),
+        name="staff-adjust",
+    ),
+    path(STAFF_TEAM + "hidden/", hunts_staff_api.TeamHiddenView.as_view(), name="staff-team-hidden"),
+    path(STAFF_TEAM + "join-code/", hunts_staff_api.TeamJoinCodeView.as_view(), name="staff-join-code"),
+    path(
+        STAFF_TEAM + "members/<str:username>/",
+        hunts_staff_api.TeamMemberView.as_view(),
+        name="staff-team-member",
+    ),
+    path(STAFF + "end/", hunts_staff_api.HuntEndView.as_view(), name="staff-end"),
+    path(STAFF + "leaderboard/", puzzles_staff_api.LiveLeaderboardView.as_view(), name="staff-leaderboard"),
+    path(STAFF + "exports/<str:what>/", puzzles_staff_api.ExportView.as_view(), name="staff-export"),
     re_path(r"^", not_found),
 ]

@@ -209,7 +209,7 @@ def test_hunts_list_is_paginated_and_shows_the_callers_team(factories, hunt, tea
     rows = {row["slug"]: row for row in body["results"]}
     assert set(rows) == {"harbour", other.slug}
     assert set(rows["harbour"]) == {
-        "slug", "title", "starts_at", "ends_at", "state", "max_team_size", "guess_limit", "team",
+        "slug", "title", "starts_at", "ends_at", "freeze_at", "state", "max_team_size", "guess_limit", "team",
     }  # fmt: skip
     assert rows["harbour"]["team"] == {"slug": team.slug, "name": "Gulls"}
     assert rows["harbour"]["state"] == "running"

@@ -470,10 +470,23 @@ async def test_guess_errors_carry_the_frame_id(world, sockets):
     assert invalid["message"]
 
 
-async def test_guess_after_the_hunt_is_forbidden(world, sockets):
+async def test_guess_after_the_hunt_is_judged_but_unscored(world, sockets):
     ann = await connected(sockets, "ann", world)
     ended = timezone.now() - timedelta(minutes=1)
     await database_sync_to_async(Hunt.objects.filter(pk=world.hunt.pk).update)(ends_at=ended)
+
+    await ann.send_json_to(guess_submit("x", "g-1"))
+
+    accepted = await receive_until(ann, "guess.accepted")
+    assert (accepted["id"], accepted["guess"]["status"]) == ("g-1", "incorrect")
+
+
+async def test_guess_before_the_hunt_is_forbidden(world, sockets):
+    ann = await connected(sockets, "ann", world)
+    later = timezone.now() + timedelta(hours=1)
+    await database_sync_to_async(Hunt.objects.filter(pk=world.hunt.pk).update)(
+        starts_at=later, ends_at=later + timedelta(days=1)
+    )
 
     await ann.send_json_to(guess_submit("x", "g-1"))
 

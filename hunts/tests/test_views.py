@@ -344,8 +344,8 @@ def test_staff_answer_to_unknown_request_is_404(staff, game):
 
 # --- Query counts --------------------------------------------------------------------------------------
 
-# session, user, hunt, team, announcements, members, leaderboard (cold cache), puzzles, finds.
-HUNT_HOME_QUERIES = 9
+# session, user, hunt, team, announcements, members, leaderboard (cold cache), puzzles, finds, errata.
+HUNT_HOME_QUERIES = 10
 
 
 @pytest.mark.parametrize("size", [0, 40], ids=["small", "large"])

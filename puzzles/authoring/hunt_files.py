@@ -322,6 +322,9 @@ def parse_hunt_file(text: str, filename: str) -> HuntSpec:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         raise _syntax_error(exc, text, filename) from None
+    except RecursionError:
+        # The composer recurses once per level: `[[[[...` thousands deep would be a crash, not a message.
+        raise HuntFileError([f"{filename}:1:1: {ROOT}: invalid YAML: nested too deeply"]) from None
     if root is None:
         raise HuntFileError([f"{filename}:1:1: {ROOT}: the file is empty"])
     reader = _HuntFileReader(filename)

@@ -13,6 +13,7 @@ from hunts.models import Event
 from puzzles.authoring import treasure_code_key
 from puzzles.models import (
     Answer,
+    Erratum,
     Guess,
     Hint,
     HintRequest,
@@ -58,6 +59,7 @@ def play(factories, hunt, round_, team):
     treasure = factories.TreasureFactory(hunt=hunt)
     user = team.memberships.get().user
     Guess.objects.create(team=team, puzzle=puzzle, user=user, text="answer", key="answer", status="correct")
+    Erratum.objects.create(puzzle=puzzle, text="Read 'east' for 'west'.")
     Solve.objects.create(team=team, puzzle=puzzle, points=10)
     Unlock.objects.create(team=team, puzzle=puzzle)
     HintUnlock.objects.create(team=team, hint=hint)
@@ -79,6 +81,7 @@ def test_every_puzzles_model_is_registered():
         "Unlock",
         "TreasureFind",
         "ScoreAdjustment",
+        "Erratum",
     }
 
 

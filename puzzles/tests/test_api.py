@@ -216,9 +216,12 @@ def test_guessing_a_solved_puzzle_or_outside_the_hunt_is_refused(
     hunt.ends_at = timezone.now() - timedelta(minutes=1)
     hunt.starts_at = hunt.ends_at - timedelta(days=1)
     hunt.save()
-    ended = post_guess(client, "late")
-    assert ended.status_code == 403
-    assert "ended" in ended.json()["detail"]
+    hunt.starts_at = timezone.now() + timedelta(hours=1)
+    hunt.ends_at = hunt.starts_at + timedelta(days=1)
+    hunt.save()
+    early = post_guess(client, "early")
+    assert early.status_code == 403
+    assert "starts" in early.json()["detail"]
 
 
 @pytest.mark.django_db

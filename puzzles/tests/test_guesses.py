@@ -73,15 +73,18 @@ def test_guess_before_the_start_is_refused_with_the_start_time(factories, player
     assert str(exc.value) == f"The hunt starts at {hunt.starts_at:%Y-%m-%d %H:%M} UTC."
 
 
-def test_guess_after_the_end_is_refused_with_the_end_time(factories, player):
+def test_guess_after_the_end_is_judged_but_scores_nothing(factories, player):
     hunt = factories.HuntFactory(starts_at=timezone.now() - timedelta(days=3))
     team = factories.MembershipFactory(team__hunt=hunt, user=player).team
-    factories.PuzzleFactory(hunt=hunt, slug="lighthouse")
+    puzzle = factories.PuzzleFactory(hunt=hunt, slug="lighthouse", points=10)
+    factories.AnswerFactory(puzzle=puzzle, parameters={"value": "BRIGHT BEAM"})
 
-    with pytest.raises(PermissionDenied) as exc:
-        guess(team, player, "")
+    judged, created = guess(team, player, "bright beam")
 
-    assert str(exc.value) == f"The hunt ended at {hunt.ends_at:%Y-%m-%d %H:%M} UTC."
+    team.refresh_from_db()
+    assert created and judged.status == Guess.Status.CORRECT
+    assert list(Solve.objects.values_list("points", "post_hunt")) == [(0, True)]
+    assert (team.score, team.solve_count, team.last_scored_at) == (0, 0, None)
 
 
 # --- 2. the puzzle must be unlocked -------------------------------------------------------

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from hunts.events import mark_leaderboard_dirty
 from hunts.models import Team
-from puzzles.models import Guess, HintRequest, HintUnlock, ScoreAdjustment, Solve, TreasureFind
+from puzzles.models import Guess, HintRequest, HintUnlock, ScoreAdjustment, Solve, TreasureFind, Unlock
 from puzzles.normalize import exact_key
 from puzzles.services import answer_hint_request, submit_guess
 
@@ -185,15 +185,16 @@ def test_rate_limited_guess_says_when_to_retry(player, game):
     assert response.context["guess_form"]["answer"].value() == "four"
 
 
-def test_guess_after_the_hunt_ended_is_refused_with_a_message(player, game):
-    game.hunt.starts_at = timezone.now() - timedelta(days=2)
-    game.hunt.ends_at = timezone.now() - timedelta(minutes=1)
+def test_guess_before_the_hunt_started_is_refused_with_a_message(player, game):
+    game.hunt.starts_at = timezone.now() + timedelta(minutes=5)
+    game.hunt.ends_at = timezone.now() + timedelta(days=2)
     game.hunt.save()
+    Unlock.objects.create(team=game.team, puzzle=game.first)  # opened early by staff
 
     response = player.post(puzzle_url(name="guess"), {"answer": "bright beam"})
 
     assert response.status_code == 403
-    assert messages_of(response)[0].startswith("The hunt ended at")
+    assert messages_of(response)[0].startswith("The hunt starts at")
     assert not Guess.objects.exists()
 
 
@@ -432,8 +433,9 @@ def crowd(factories, game, *, teams: int, guesses: int):
     HintRequest.objects.create(team=game.team, puzzle=game.first, question="Why?")
 
 
-# Solved: session, user, hunt, team, puzzle (with solved/unlocked times), guesses, hints, questions, answer.
-PUZZLE_PAGE_QUERIES = 9
+# Solved: session, user, hunt, team, puzzle (with solved/unlocked times), guesses, hints, questions, errata,
+# answer.
+PUZZLE_PAGE_QUERIES = 10
 LEADERBOARD_QUERIES = 10  # session, user, hunt, team, board (cold cache), last solves, 4 chart sources
 
 

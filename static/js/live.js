@@ -40,6 +40,7 @@
 
   const PING_EVERY_MS = 10_000;
   const SILENCE_LIMIT_MS = 25_000;
+  const HELLO_LIMIT_MS = 60_000;
   const BACKOFF_FIRST_MS = 1_000;
   const BACKOFF_MAX_MS = 30_000;
   const FLOOD_BACKOFF_MS = 30_000;
@@ -256,15 +257,25 @@
   }
 
   function ping() {
+    if (!ready) {
+      // Before the hello there is nothing to ping (pongs would queue behind it). In a connect storm the hello
+      // can take a while: only a very long wait means the connection is dead.
+      if (Date.now() - lastFrameAt > HELLO_LIMIT_MS) drop();
+      return;
+    }
     if (Date.now() - lastFrameAt > SILENCE_LIMIT_MS) {
       // Not even a pong: the connection is dead without having said so (a sleeping laptop, a dropped NAT).
-      const socket = ws;
-      ws = null;
-      socket?.close();
-      lost(1006);
+      drop();
       return;
     }
     send({ type: "ping" });
+  }
+
+  function drop() {
+    const socket = ws;
+    ws = null;
+    socket?.close();
+    lost(1006);
   }
 
   function lost(code) {
@@ -367,7 +378,7 @@
       }
       carried.push(stream);
       if (held[stream] === null || held[stream] > head) held[stream] = head;
-      highest[stream] = Math.max(highest[stream], head);
+      highest[stream] = head; // read from the database after joining the groups: nothing seen is above it
     }
     setStatus("live");
     catchUp();
@@ -680,7 +691,7 @@
   function closeGuessing(text) {
     const form = $("#guess-form");
     if (!form) return;
-    if (pendingGuess) clearPendingGuess();
+    // A guess in flight keeps waiting for its guess.accepted (its message), which may come after this.
     form.replaceWith(el("p", { class: "muted" }, text));
   }
 
@@ -810,13 +821,24 @@
     flash(answer);
   }
 
+  /** An erratum, or the correction of one (the same id again: its text is replaced). */
   function addErratum(data, at) {
     const region = $("#errata");
     // The puzzle page lists its own puzzle's errata; a page without a puzzle lists every one it gets.
     if (!region || (page.puzzle && data.puzzle !== page.puzzle)) return;
-    if ($(attr("data-erratum-id", data.id), region)) return;
-    const list = region.matches("ul, ol") ? region : $("ul, ol", region) || region.appendChild(el("ul"));
-    list.append(el("li", { "data-erratum-id": data.id }, el("time", { datetime: at }, `${dayTime(at)} UTC`), " ", lines(data.text)));
+    const list = $("ul, ol", region) || region.appendChild(el("ul", { class: "announcements" }));
+    const item = el(
+      "li",
+      { "data-erratum-id": data.id },
+      el("time", { datetime: at }, `${dayTime(at)} UTC`),
+      " ",
+      lines(data.text)
+    );
+    const old = $(`li${attr("data-erratum-id", data.id)}`, list);
+    if (old) old.replaceWith(item);
+    else list.append(item);
+    region.hidden = false;
+    flash(item);
   }
 
   // Treasures (hunt home card and treasure page) ------------------------------------------------------
@@ -963,20 +985,26 @@
   let teamTimer = null;
 
   /** Score, rank, solves and members from the REST API (a few events in a row make one request). */
-  function refreshTeam() {
+  function refreshTeam(retry = true) {
     if (!myTeam || !($("#team-panel") || $("#header-team"))) return;
     clearTimeout(teamTimer);
-    teamTimer = setTimeout(async () => {
-      try {
-        const response = await fetch(`/api/hunts/${encodeURIComponent(hunt)}/team/`, {
-          credentials: "same-origin",
-          headers: { Accept: "application/json" },
-        });
-        if (response.ok) safely(renderTeam.bind(null, await response.json()));
-      } catch {
-        // Offline: the next event, or the next page load, shows the score.
-      }
-    }, 200 + Math.random() * 500);
+    teamTimer = setTimeout(
+      async () => {
+        let team = null;
+        try {
+          const response = await fetch(`/api/hunts/${encodeURIComponent(hunt)}/team/`, {
+            credentials: "same-origin",
+            headers: { Accept: "application/json" },
+          });
+          if (response.ok) team = await response.json();
+        } catch {
+          // Offline or cut off: tried once more below.
+        }
+        if (team) safely(() => renderTeam(team));
+        else if (retry) refreshTeam(false);
+      },
+      retry ? 200 + Math.random() * 500 : 3_000
+    );
   }
 
   function renderTeam(team) {

@@ -1,0 +1,59 @@
+"""The bench smoke run (DESIGN section 10): 20 sockets through every scenario, asserting counts, never times.
+
+It starts its own daphne (bench.asgi), Celery worker, clock and beat on free loopback ports, a private
+redis-server and a throwaway PostgreSQL database, and stops and drops them all at the end.
+"""
+
+import pytest
+
+from bench import run
+
+pytestmark = pytest.mark.bench
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    return run.run(run.smoke_options(str(tmp_path_factory.mktemp("bench"))), command="bench smoke test")
+
+
+def test_every_guess_reaches_every_connected_teammate(result):
+    for kind in ("app", "bare"):
+        fixed = result["scenarios"]["guesses"][kind]["fixed"]
+        assert fixed["sent"] == 40, kind
+        assert fixed["delivered"] == fixed["sent"], kind
+        assert fixed["deliveries_seen"] == fixed["deliveries_expected"] == 4 * fixed["sent"], kind
+        assert fixed["duplicates"] == fixed["stray"] == 0, kind
+        assert fixed["error_frames"] == {}, kind
+    assert result["scenarios"]["guesses"]["app"]["fixed"]["created"] == {"created": 40}
+
+
+def test_guesses_of_every_kind_were_sent(result):
+    assert {"wrong", "partial", "correct", "judged"} <= set(result["guess_kinds_sent"])
+
+
+def test_every_step_of_the_rate_search_is_delivered(result):
+    for kind in ("app", "bare"):
+        for step in result["scenarios"]["guesses"][kind]["sustained"]["steps"]:
+            assert step["deliveries_seen"] == step["deliveries_expected"], (kind, step["rate"])
+
+
+def test_every_socket_connects_in_every_storm_and_hears_the_announcement(result):
+    for kind in ("app", "bare"):
+        storm = result["scenarios"]["storm"][kind]
+        assert len(storm["cycles"]) == 2
+        for cycle in storm["cycles"]:
+            assert cycle["storm"]["connected"] == cycle["storm"]["sockets"] == 20, kind
+            assert cycle["storm"]["errors"] == 0, kind
+            assert cycle["announcement"]["reached"] == cycle["announcement"]["sockets"] == 20, kind
+
+
+def test_http_guesses_and_the_bare_view_answer_every_request(result):
+    app, bare = result["scenarios"]["http"]["app"], result["scenarios"]["http"]["bare"]
+    assert app["requests"] > 0 and set(app["statuses"]) == {"201"} and not app["failures"]
+    assert bare["requests"] > 0 and set(bare["statuses"]) == {"200"} and not bare["failures"]
+
+
+def test_the_report_has_every_figure_with_its_baseline(result):
+    figures = [row["figure"] for row in result["figures"]]
+    assert len(figures) == 12
+    assert all(row["bare"] is not None for row in result["figures"])

@@ -1,0 +1,49 @@
+"""Structured logs: a request id on every response and log line; the guess id when a guess is judged."""
+
+import json
+import logging
+
+import pytest
+
+from puzzles.services import submit_guess
+from treasurehunt.request_log import JsonFormatter, RequestIdFilter, request_id
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_response_carries_a_request_id_and_a_given_one_is_kept(client):
+    made = client.get("/healthz")["X-Request-ID"]
+    kept = client.get("/healthz", HTTP_X_REQUEST_ID="proxy-1234")["X-Request-ID"]
+    replaced = client.get("/healthz", HTTP_X_REQUEST_ID="bad id\nwith newline")["X-Request-ID"]
+
+    assert len(made) == 32 and made != client.get("/healthz")["X-Request-ID"]
+    assert kept == "proxy-1234"
+    assert replaced != "bad id\nwith newline" and len(replaced) == 32
+
+
+def test_the_request_line_is_logged_with_its_id(client, caplog):
+    with caplog.at_level(logging.INFO, logger="treasurehunt.requests"):
+        client.get("/healthz", HTTP_X_REQUEST_ID="req-42")
+
+    record = next(r for r in caplog.records if r.name == "treasurehunt.requests")
+    assert (record.method, record.path, record.status) == ("GET", "/healthz", 200)
+    RequestIdFilter().filter(record)  # outside the request: the id is gone again
+    assert record.request_id == "-"
+
+
+def test_a_judged_guess_is_one_json_line_with_its_guess_id_and_request_id(factories, caplog):
+    puzzle = factories.PuzzleFactory(slug="lighthouse")
+    factories.AnswerFactory(puzzle=puzzle, parameters={"value": "BEAM"})
+    member = factories.MembershipFactory(team__hunt=puzzle.hunt)
+    token = request_id.set("req-7")
+    try:
+        with caplog.at_level(logging.INFO, logger="puzzles.services"):
+            guess, _ = submit_guess(team=member.team, user=member.user, puzzle_slug="lighthouse", text="beam")
+        record = next(r for r in caplog.records if r.name == "puzzles.services")
+        RequestIdFilter().filter(record)
+    finally:
+        request_id.reset(token)
+
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["guess_id"], line["status"], line["request_id"]) == (guess.pk, "correct", "req-7")
+    assert line["level"] == "INFO" and line["message"].startswith(f"guess {guess.pk} judged correct")
