@@ -166,11 +166,8 @@ class RegexChecker(Checker):
     def check(cls, params: dict[str, Any], text: str) -> Match:
         pattern = params["pattern"]
         case_sensitive = params.get("case_sensitive", False)
-        if case_sensitive:
-            # light_key casefolds, which would make case_sensitive meaningless.
-            subject = " ".join(unicodedata.normalize("NFKC", text).split())
-        else:
-            subject = light_key(text)
+        # light_key casefolds, which would make case_sensitive meaningless.
+        subject = " ".join(unicodedata.normalize("NFKC", text).split()) if case_sensitive else light_key(text)
         try:
             found = _compile(pattern, case_sensitive).fullmatch(subject, timeout=REGEX_TIMEOUT)
         except TimeoutError:
@@ -356,9 +353,7 @@ def clean_answer(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     """Validate an answer's parameters for `kind`; raise ValidationError when wrong."""
     checker = CHECKERS.get(kind) if isinstance(kind, str) else None
     if checker is None:
-        raise ValidationError(
-            {"kind": [f"Unknown answer kind '{kind}'; use one of {', '.join(CHECKERS)}."]}
-        )
+        raise ValidationError({"kind": [f"Unknown answer kind '{kind}'; use one of {', '.join(CHECKERS)}."]})
     return checker.clean(params)
 
 
@@ -367,9 +362,7 @@ def near_miss(text: str, values: list[str]) -> bool:
     key = exact_key(text)
     if not key:
         return False
-    return any(
-        (target := exact_key(v)) and fuzz.ratio(key, target) >= NEAR_MISS_RATIO for v in values
-    )
+    return any((target := exact_key(v)) and fuzz.ratio(key, target) >= NEAR_MISS_RATIO for v in values)
 
 
 def all_exact(answers: Iterable[AnswerLike]) -> bool:
