@@ -74,3 +74,9 @@ def factories(db):
 @pytest.fixture
 def user_factory(db):
     return testing.factories.UserFactory
+
+
+@pytest.fixture
+def hunt(factories):
+    """The hunt at /hunts/harbour/; a module that needs other knobs defines its own `hunt`."""
+    return factories.HuntFactory(slug="harbour")

@@ -57,16 +57,20 @@ def profile(request):
 @login_required
 @require_POST
 def token_create(request):
-    with service_errors(request):
-        create_token(user=request.user)
-        messages.success(request, "Your API token is ready.")
-    return redirect("accounts:profile")
+    return _token_action(request, create_token, "Your API token is ready.")
 
 
 @login_required
 @require_POST
 def token_regenerate(request):
+    return _token_action(
+        request, regenerate_token, "A new API token replaced the old one; update your clients."
+    )
+
+
+def _token_action(request, service, success: str):
+    """Run a token service for the signed-in user, then back to the profile with its outcome as a message."""
     with service_errors(request):
-        regenerate_token(user=request.user)
-        messages.success(request, "A new API token replaced the old one; update your clients.")
+        service(user=request.user)
+        messages.success(request, success)
     return redirect("accounts:profile")

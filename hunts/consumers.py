@@ -29,7 +29,7 @@ from .events import (
     user_group,
 )
 from .models import Hunt, Team
-from .services import get_hunt, require_team, team_of
+from .services import get_hunt, team_of
 
 log = logging.getLogger(__name__)
 
@@ -321,10 +321,11 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def submit(self, *, puzzle: str, answer: str, client_id: str) -> dict:
-        # The team is looked up again: a member who just left must not guess for their old team.
-        team = require_team(hunt=self.hunt, user=self.user)
+        if self.team is None:
+            raise NotFound("You are not on a team in this hunt.")
+        # submit_guess checks under the team's lock that the user is still a member (no query here).
         guess, created = submit_guess(
-            team=team, user=self.user, puzzle_slug=puzzle, text=answer, client_id=client_id
+            team=self.team, user=self.user, puzzle_slug=puzzle, text=answer, client_id=client_id
         )
         username = guess.user.get_username() if guess.user_id else None
         return {

@@ -154,6 +154,10 @@ def record_heads(heads: dict[str, int]) -> None:
     if not heads:
         return
     try:
+        raise_many = getattr(cache, "raise_many", None)  # treasurehunt.cache.RedisCache: atomic, one trip
+        if raise_many is not None:
+            raise_many(heads)
+            return
         current = cache.get_many(list(heads))
         rising = {k: v for k, v in heads.items() if current.get(k) is None or current[k] < v}
         if rising:

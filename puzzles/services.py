@@ -116,7 +116,7 @@ def submit_guess(
     After the end guesses are still judged, unscored: a correct one records a post-hunt solve worth 0.
     """
     now = timezone.now()
-    team = Team.objects.select_for_update(no_key=True, of=("self",)).select_related("hunt").get(pk=team.pk)
+    team = _lock_guessing_team(team, user)
     hunt = team.hunt
     _require_started(hunt, now)  # 1
     puzzle = unlocked_puzzle(team=team, slug=puzzle_slug, now=now)  # 2
@@ -187,6 +187,21 @@ def submit_guess(
 def _answers(puzzle: Puzzle) -> list[Answer]:
     """The puzzle's answers in authoring order (its own order: Answer's default joins puzzle and round)."""
     return list(puzzle.answers.order_by("order", "id"))
+
+
+def _lock_guessing_team(team: Team, user) -> Team:
+    """Lock the team row (with its hunt); the guessing user, if given, must be a member of it right now.
+
+    Checked under the lock that leave_team also takes, so a member who just left cannot guess for the team.
+    """
+    locked = Team.objects.select_for_update(no_key=True, of=("self",)).select_related("hunt")
+    locked = locked.filter(pk=team.pk)
+    if user is not None:
+        locked = locked.filter(memberships__user=user)
+    found = next(iter(locked.order_by()[:1]), None)
+    if found is None:
+        raise NotFound("You are not on a team in this hunt.")
+    return found
 
 
 def _judge_inline_final(answers: list[Answer], text: str) -> tuple[str | None, str]:

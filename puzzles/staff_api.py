@@ -13,14 +13,16 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from hunts.api import HuntScoped, parse
+from hunts.api import parse
 from hunts.errors import NotFound
+from hunts.models import Team
 from hunts.selectors import team_in
 from hunts.serializers import error_responses
+from hunts.staff_api import STAFF_ERRORS
+from hunts.staff_api import StaffScoped as HuntStaffScoped
 
 from . import exports, operations
 from .leaderboard import leaderboard, public_rows
@@ -36,13 +38,9 @@ from .serializers import (
     TeamTargetSerializer,
 )
 
-STAFF_ERRORS = error_responses(400, 401, 403, 404)
 
-
-class StaffScoped(HuntScoped):
+class StaffScoped(HuntStaffScoped):
     """Staff only (IsAdminUser: 401 anonymous, 403 players); the puzzle of the URL when it has one."""
-
-    permission_classes = [IsAdminUser]
 
     @cached_property
     def puzzle(self) -> Puzzle:
@@ -53,6 +51,11 @@ class StaffScoped(HuntScoped):
             raise NotFound(f"No puzzle '{self.kwargs['puzzle']}' in this hunt.")
         puzzle.hunt = self.hunt
         return puzzle
+
+    def target_team(self) -> Team | None:
+        """The team named by the body's `team`, or None for every team."""
+        slug = parse(TeamTargetSerializer, self.request.data).get("team")
+        return team_in(self.hunt, slug) if slug else None
 
 
 class PuzzleUnlockView(StaffScoped, APIView):
@@ -65,9 +68,7 @@ class PuzzleUnlockView(StaffScoped, APIView):
         tags=["staff"],
     )
     def post(self, request, hunt, puzzle):
-        slug = parse(TeamTargetSerializer, request.data).get("team")
-        team = team_in(self.hunt, slug) if slug else None
-        count = operations.unlock_puzzle(puzzle=self.puzzle, staff=request.user, team=team)
+        count = operations.unlock_puzzle(puzzle=self.puzzle, staff=request.user, team=self.target_team())
         return Response({"teams": count})
 
 
@@ -82,9 +83,7 @@ class PuzzleLockView(StaffScoped, APIView):
         tags=["staff"],
     )
     def post(self, request, hunt, puzzle):
-        slug = parse(TeamTargetSerializer, request.data).get("team")
-        team = team_in(self.hunt, slug) if slug else None
-        count = operations.lock_puzzle(puzzle=self.puzzle, staff=request.user, team=team)
+        count = operations.lock_puzzle(puzzle=self.puzzle, staff=request.user, team=self.target_team())
         return Response({"teams": count})
 
 

@@ -149,8 +149,21 @@ def _kill_leftovers() -> None:
         process.kill()
 
 
+_static_collected = False
+
+
+def collect_static(env: dict) -> None:
+    """Run collectstatic once per test run: production settings serve only files listed in the manifest."""
+    global _static_collected
+    if not _static_collected:
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+        )
+        _static_collected = True
+
+
 @contextmanager
-def flush_retrying(attempts: int = 5) -> Iterator[None]:
+def flush_retrying(attempts: int = 10) -> Iterator[None]:
     """While active, the flush after a `transaction=True` test is tried again when PostgreSQL cancels it.
 
     The flush TRUNCATEs every table, taking their locks one by one; a child process in the middle of a
@@ -170,7 +183,8 @@ def flush_retrying(attempts: int = 5) -> Iterator[None]:
             except CommandError as exc:
                 if attempt == attempts - 1 or not isinstance(exc.__cause__, OperationalError):
                     raise
-                time.sleep(0.2)
+                print(f"flush cancelled ({exc.__cause__.__class__.__name__}), trying again")
+                time.sleep(0.1 * (attempt + 1))
 
     TransactionTestCase._fixture_teardown = flush_again_on_deadlock
     try:
@@ -264,6 +278,7 @@ class Stack:
 
     def daphne(self, name: str = "web1", *, wait: bool = True) -> Process:
         """daphne with the flags of DESIGN section 2, on a free port (`process.port`)."""
+        collect_static(self.env)
         port = free_port()
         argv = [str(BIN / "daphne"), "-e", f"tcp:port={port}:interface=127.0.0.1:backlog=4096",
                 "--websocket_timeout", "-1", "--websocket_connect_timeout", "30",

@@ -32,7 +32,30 @@ class RedisCacheClient(DjangoRedisCacheClient):
         return client
 
 
+# Each key rises to its argument if it is missing or lower (no expiry); one round trip for all of them.
+RAISE_TO = """
+for i, key in ipairs(KEYS) do
+    local current = tonumber(redis.call('GET', key))
+    local wanted = tonumber(ARGV[i])
+    if current == nil or current < wanted then
+        redis.call('SET', key, ARGV[i])
+    end
+end
+"""
+
+
 class RedisCache(DjangoRedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = RedisCacheClient
+
+    def raise_many(self, mapping: dict[str, int]) -> None:
+        """Set each integer value where the cached one is missing or lower, atomically, without expiry.
+
+        Integers are stored as plain numbers by Django's Redis serializer, so `get` reads them back.
+        """
+        if not mapping:
+            return
+        keys = [self.make_and_validate_key(key) for key in mapping]
+        client = self._cache.get_client(write=True)
+        client.eval(RAISE_TO, len(keys), *keys, *(int(value) for value in mapping.values()))

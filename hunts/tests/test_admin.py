@@ -6,18 +6,14 @@ import pytest
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.urls import reverse
 
 from hunts.models import Announcement, Event, Membership, Team
 from puzzles.models import Round
+from testing.admin import admin_url as url
 
 pytestmark = pytest.mark.django_db
 
 HUNTS_MODELS = [m for m in apps.get_app_config("hunts").get_models() if admin.site.is_registered(m)]
-
-
-def url(model, view: str, *args) -> str:
-    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
 
 
 @pytest.fixture

@@ -10,20 +10,9 @@ from rest_framework.test import APIClient
 
 from hunts import services
 from hunts.models import Membership
+from testing.api import client_of
 
 TOKEN_URL = "/api/auth/token/"
-
-
-def client_of(user) -> APIClient:
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
-
-
-@pytest.fixture
-def hunt(factories):
-    return factories.HuntFactory(slug="harbour")
 
 
 @pytest.fixture

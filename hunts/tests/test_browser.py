@@ -17,22 +17,12 @@ from hunts.models import Hunt, Membership
 from puzzles.authoring.store import load_hunt_file
 from puzzles.models import Solve, TreasureFind
 from puzzles.services import request_hint, submit_guess
+from testing.browser import ARTIFACTS, TIMEOUT_MS
 from testing.factories import MembershipFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
 DEMO = Path(settings.BASE_DIR) / "puzzles" / "fixtures" / "demo.yaml"
-TIMEOUT_MS = 15_000
 
 
 @pytest.fixture
@@ -44,19 +34,6 @@ def demo_hunt():
         starts_at=now - timedelta(minutes=1), ends_at=now + timedelta(hours=48)
     )
     return hunt
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are still sync.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def solve(page, title: str, answer: str) -> None:

@@ -11,26 +11,15 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 
+from testing.browser import ARTIFACTS, TIMEOUT_MS
 from testing.processes import BIN, Process, free_port
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
-TIMEOUT_MS = 15_000
 RECONNECT_MS = 45_000  # backoff doubles from 1 s: a few attempts while daphne starts again
 PUZZLE = "/hunts/harbour-lights/puzzles/chalkboard/"
 SOCKET_FAILED = "WebSocket connection to"
@@ -61,19 +50,6 @@ def server(tmp_path):
     process.url = f"http://127.0.0.1:{port}"
     yield process
     process.kill()
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 class Player:
@@ -250,6 +226,7 @@ def test_a_lost_frame_comes_back_through_resume_on_a_gap_and_on_a_null_pong_head
     tap.drop_answer = "dim"
     ann.guess("dim")
     tap.wait_dropped(bob.page, 1)
+    ann.page.locator(".messages").get_by_text("“dim” is incorrect.").wait_for()
     lost_seq = tap.dropped[0]["seq"]
     ann.guess("dark")
     bob.guess_row("dark").wait_for()
@@ -262,6 +239,7 @@ def test_a_lost_frame_comes_back_through_resume_on_a_gap_and_on_a_null_pong_head
     resumes_before = len(tap.resumes())
     ann.guess("dusk")
     tap.wait_dropped(bob.page, 2)
+    ann.page.locator(".messages").get_by_text("“dusk” is incorrect.").wait_for()
     bob.guess_row("dusk").wait_for(timeout=RECONNECT_MS)  # pings go every 10 s
     new_resumes = tap.resumes()[resumes_before:]
     assert new_resumes[0] == {"type": "resume", "hunt_seq": 0, "team_seq": tap.dropped[1]["seq"] - 1}

@@ -11,8 +11,7 @@ from hunts.tests import test_browser_live as live
 pytestmark = pytest.mark.browser
 
 Player = live.Player
-server = live.server  # fixtures
-browser = live.browser
+server = live.server  # fixture
 
 STAFF_VIEW = "/staff/hunts/harbour-lights/"
 

@@ -16,20 +16,11 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from testing.browser import TIMEOUT_MS
 from testing.processes import Stack
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-TIMEOUT_MS = 15_000
 ROOT = Path(settings.BASE_DIR)
 
 TEAM_A = "<img src=x onerror=alert('team-a')>"
@@ -119,17 +110,6 @@ def server(tmp_path_factory):
     with stack.started():
         stack.daphne("web")
         yield f"http://127.0.0.1:{stack['web'].port}"
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 class Watched:

@@ -20,11 +20,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def hunt(factories):
-    return factories.HuntFactory(slug="harbour")
-
-
-@pytest.fixture
 def staff(factories):
     return factories.UserFactory(username="sam", is_staff=True)
 

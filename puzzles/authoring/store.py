@@ -120,30 +120,27 @@ def save_hunt_spec(spec: HuntSpec) -> Hunt:
 
 def _save_answers(puzzle: Puzzle, answers: tuple[AnswerSpec, ...]) -> None:
     """Replace the answers, reusing rows by position so an unchanged file leaves them untouched."""
-    existing = list(puzzle.answers.order_by("order", "id"))
-    Answer.objects.filter(pk__in=[a.pk for a in existing[len(answers) :]]).delete()
-    for order, spec in enumerate(answers):
-        answer = existing[order] if order < len(existing) else Answer(puzzle=puzzle)
-        answer.order = order
-        answer.kind = spec.kind
-        answer.parameters = spec.parameters
-        answer.final = spec.final
-        answer.response = spec.response
-        answer.save()
+    _save_by_position(puzzle, Answer, answers, ("kind", "parameters", "final", "response"))
 
 
 def _save_hints(puzzle: Puzzle, hints: tuple[HintSpec, ...]) -> None:
     """Update hints in place by position, so a hint a team bought keeps its id (and the purchase)."""
-    existing = list(puzzle.hints.order_by("order", "id"))
-    Hint.objects.filter(pk__in=[h.pk for h in existing[len(hints) :]]).delete()
-    for order, hs in enumerate(hints):
+    _save_by_position(puzzle, Hint, hints, ("text", "after_minutes", "cost"))
+
+
+def _save_by_position(
+    puzzle: Puzzle, model: type[Answer | Hint], specs: tuple, fields: tuple[str, ...]
+) -> None:
+    """Make the puzzle's ordered `model` rows the specs: row i takes spec i's `fields`, extra rows go."""
+    existing = list(model.objects.filter(puzzle=puzzle).order_by("order", "id"))
+    model.objects.filter(pk__in=[row.pk for row in existing[len(specs) :]]).delete()
+    for order, spec in enumerate(specs):
         # Orders only move down (old orders are distinct and sorted), so (puzzle, order) never collides.
-        hint = existing[order] if order < len(existing) else Hint(puzzle=puzzle)
-        hint.order = order
-        hint.text = hs.text
-        hint.after_minutes = hs.after_minutes
-        hint.cost = hs.cost
-        hint.save()
+        row = existing[order] if order < len(existing) else model(puzzle=puzzle)
+        row.order = order
+        for field in fields:
+            setattr(row, field, getattr(spec, field))
+        row.save()
 
 
 def _lost_progress(hunt: Hunt, spec: HuntSpec) -> list[str]:

@@ -7,7 +7,6 @@ from django.apps import apps
 from django.contrib import admin
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
 
 from hunts.models import Event
 from puzzles.authoring import treasure_code_key
@@ -25,19 +24,11 @@ from puzzles.models import (
     TreasureFind,
     Unlock,
 )
+from testing.admin import admin_url as url
 
 pytestmark = pytest.mark.django_db
 
 PUZZLES_MODELS = [m for m in apps.get_app_config("puzzles").get_models() if admin.site.is_registered(m)]
-
-
-def url(model, view: str, *args) -> str:
-    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
-
-
-@pytest.fixture
-def hunt(factories):
-    return factories.HuntFactory(slug="harbour")
 
 
 @pytest.fixture

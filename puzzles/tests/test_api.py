@@ -4,26 +4,14 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from puzzles import services
 from puzzles.models import Answer, Guess, HintUnlock, TreasureFind
+from testing.api import client_of
 
 H = "/api/hunts/harbour"
 GEO = {"lat": 48.8584, "lng": 2.2945, "radius_m": 150}
-
-
-def client_of(user) -> APIClient:
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
-
-
-@pytest.fixture
-def hunt(factories):
-    return factories.HuntFactory(slug="harbour")
 
 
 @pytest.fixture

@@ -60,6 +60,19 @@ def freeze(monkeypatch, at):
     monkeypatch.setattr(timezone, "now", lambda: at)
 
 
+def incorrect_guesses_before(now, team, puzzle, unit, ages):
+    """Incorrect guesses made `ages` (in `unit`: "minutes" or "seconds") before `now`."""
+    for age in ages:
+        Guess.objects.create(
+            team=team,
+            puzzle=puzzle,
+            text=f"g{age}",
+            key=f"g{age}",
+            status=Guess.Status.INCORRECT,
+            created_at=now - timedelta(**{unit: age}),
+        )
+
+
 # --- 1. the hunt must be running ----------------------------------------------------------
 
 
@@ -211,15 +224,7 @@ def test_limit_reached_gives_the_seconds_until_the_oldest_guess_leaves_the_windo
     monkeypatch, puzzle, team, player
 ):
     now = timezone.now()
-    for minutes_ago in (9, 5, 1):
-        Guess.objects.create(
-            team=team,
-            puzzle=puzzle,
-            text=f"g{minutes_ago}",
-            key=f"g{minutes_ago}",
-            status=Guess.Status.INCORRECT,
-            created_at=now - timedelta(minutes=minutes_ago),
-        )
+    incorrect_guesses_before(now, team, puzzle, "minutes", (9, 5, 1))
     freeze(monkeypatch, now)
 
     with pytest.raises(RateLimited) as exc:
@@ -231,15 +236,7 @@ def test_limit_reached_gives_the_seconds_until_the_oldest_guess_leaves_the_windo
 
 def test_after_the_limit_was_lowered_the_wait_lasts_until_a_slot_frees(monkeypatch, puzzle, team, player):
     now = timezone.now()
-    for minutes_ago in (9, 8, 5, 1):
-        Guess.objects.create(
-            team=team,
-            puzzle=puzzle,
-            text=f"g{minutes_ago}",
-            key=f"g{minutes_ago}",
-            status=Guess.Status.INCORRECT,
-            created_at=now - timedelta(minutes=minutes_ago),
-        )
+    incorrect_guesses_before(now, team, puzzle, "minutes", (9, 8, 5, 1))
     freeze(monkeypatch, now)
 
     with pytest.raises(RateLimited) as exc:
@@ -262,15 +259,7 @@ def test_a_limit_of_zero_guesses_pauses_guessing(puzzle, team, player):
 
 def test_the_wait_in_the_message_is_the_retry_after(monkeypatch, puzzle, team, player):
     now = timezone.now()
-    for seconds_ago in (540.6, 300, 60):
-        Guess.objects.create(
-            team=team,
-            puzzle=puzzle,
-            text=f"g{seconds_ago}",
-            key=f"g{seconds_ago}",
-            status=Guess.Status.INCORRECT,
-            created_at=now - timedelta(seconds=seconds_ago),
-        )
+    incorrect_guesses_before(now, team, puzzle, "seconds", (540.6, 300, 60))
     freeze(monkeypatch, now)
 
     with pytest.raises(RateLimited) as exc:
@@ -282,15 +271,7 @@ def test_the_wait_in_the_message_is_the_retry_after(monkeypatch, puzzle, team, p
 
 def test_guesses_older_than_the_window_do_not_count(monkeypatch, puzzle, team, player):
     now = timezone.now()
-    for minutes_ago in (30, 11, 10):
-        Guess.objects.create(
-            team=team,
-            puzzle=puzzle,
-            text=f"g{minutes_ago}",
-            key=f"g{minutes_ago}",
-            status=Guess.Status.INCORRECT,
-            created_at=now - timedelta(minutes=minutes_ago),
-        )
+    incorrect_guesses_before(now, team, puzzle, "minutes", (30, 11, 10))
     freeze(monkeypatch, now)
 
     assert guess(team, player, "fresh")[1] is True

@@ -30,11 +30,6 @@ def hunt(factories):
 
 
 @pytest.fixture
-def team(factories, hunt):
-    return factories.MembershipFactory(team__hunt=hunt).team
-
-
-@pytest.fixture
 def geo_puzzle(factories, hunt):
     puzzle = factories.PuzzleFactory(hunt=hunt, slug="wreck", points=20, all_exact=False)
     factories.AnswerFactory(

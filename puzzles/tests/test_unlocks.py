@@ -18,11 +18,6 @@ def hunt(factories):
 
 
 @pytest.fixture
-def team(factories, hunt):
-    return factories.MembershipFactory(team__hunt=hunt).team
-
-
-@pytest.fixture
 def make_puzzle(factories, hunt):
     """A puzzle answered by its own slug; rule fields given make it rule-based."""
 

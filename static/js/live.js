@@ -527,12 +527,15 @@
           toast(`Erratum for ${puzzleTitle(data.puzzle)}: ${data.text}`, "bad");
         }
         break;
-      case "hunt.started":
+      case "hunt.started": {
+        const rendered = body.dataset.huntState;
         setHuntState("running", "running");
         toast("The hunt has started!", "ok");
-        // Puzzles without unlock rules open with the hunt, without events of their own: load them.
-        if (body.dataset.huntState === "upcoming") setTimeout(() => location.reload(), Math.random() * 3_000);
+        // Puzzles without unlock rules open with the hunt, without events of their own: load them (spread
+        // over a few seconds, since every player's page does it at once).
+        if (rendered === "upcoming") setTimeout(() => location.reload(), Math.random() * 3_000);
         break;
+      }
       case "hunt.ended":
         setHuntState("ended", "finished");
         closeGuessing("The hunt is over; guessing is closed.");
@@ -711,12 +714,13 @@
       const id = randomId();
       // The same id goes with the POST fallback: the server records the guess once either way.
       if (clientId) clientId.value = id;
-      if (!send({ type: "guess.submit", puzzle: page.puzzle, answer: input ? input.value : "", id })) {
+      const answer = input ? input.value : "";
+      if (!send({ type: "guess.submit", puzzle: page.puzzle, answer, id })) {
         form.submit();
         return;
       }
       setFormBusy(form, true);
-      pendingGuess = { id, form, timer: setTimeout(postPendingGuess, GUESS_TIMEOUT_MS) };
+      pendingGuess = { id, form, answer, timer: setTimeout(postPendingGuess, GUESS_TIMEOUT_MS) };
     });
   }
 
@@ -747,10 +751,12 @@
 
   function onGuessAccepted(frame) {
     if (!pendingGuess || frame.id !== pendingGuess.id) return;
+    const { answer } = pendingGuess;
     const form = clearPendingGuess();
     const guess = frame.guess;
     const input = form.elements.namedItem("answer");
-    if (input) {
+    if (input && input.value === answer) {
+      // Cleared only if the player has not started typing the next guess meanwhile.
       input.value = "";
       input.removeAttribute("aria-invalid");
     }

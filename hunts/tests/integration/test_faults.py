@@ -21,9 +21,9 @@ from django.db import connection, transaction
 from hunts.models import Event, Team
 from puzzles.models import Answer, Guess, Puzzle, Solve
 from testing.live import STREAMS, LiveClient, make_world
-from testing.processes import RedisServer, Stack, database_url, wait_until
+from testing.processes import Stack, wait_until
 
-from . import unguarded_daphne
+from . import base_url, unguarded_daphne
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -31,32 +31,9 @@ TIMEOUT = 30
 
 
 @pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    with RedisServer(tmp_path_factory.mktemp("redis")).running() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def stack(django_db_setup, redis_server, tmp_path_factory):
-    url = database_url(connection.settings_dict)
-    directory = tmp_path_factory.mktemp("stack")
+def stack_env() -> dict:
     # Plain HTTP on loopback: cookies must not be Secure-only for the page sessions to work.
-    insecure = {"DJANGO_SESSION_COOKIE_SECURE": "0", "DJANGO_CSRF_COOKIE_SECURE": "0"}
-    stack = Stack(database_url=url, redis_url=redis_server.url(0), directory=directory, extra_env=insecure)
-    with stack.started() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _show_logs_on_failure(request, stack):
-    failed = request.session.testsfailed
-    yield
-    if request.session.testsfailed > failed:
-        print(stack.logs())
-
-
-def base_url(stack: Stack, name: str) -> str:
-    return f"http://127.0.0.1:{stack[name].port}"
+    return {"DJANGO_SESSION_COOKIE_SECURE": "0", "DJANGO_CSRF_COOKIE_SECURE": "0"}
 
 
 # --- A daphne process killed: its clients reconnect to the other and resume --------------------------
@@ -186,7 +163,12 @@ def terminate_backends(*, waiting_on_lock: bool = False) -> int:
             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
             f"WHERE datname = current_database() AND pid <> pg_backend_pid() {condition}"
         )
-        return cursor.fetchone()[0]
+        terminated = cursor.fetchone()[0]
+    if connection.pool is not None:
+        # This process's own idle pooled connections died too: replace them now (see the test of idle
+        # connections below for what the pool does otherwise).
+        connection.pool.check()
+    return terminated
 
 
 def geo_puzzle(world) -> Puzzle:

@@ -8,11 +8,12 @@ import time
 
 import httpx
 import pytest
-from django.db import connection
 
 from hunts.models import Event
 from testing.live import LiveClient, make_world
-from testing.processes import RedisServer, Stack, database_url, flush_retrying
+from testing.processes import Stack, flush_retrying
+
+from . import base_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -21,24 +22,11 @@ STORM = 1000
 
 
 @pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    with RedisServer(tmp_path_factory.mktemp("redis")).running() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def stack(django_db_setup, redis_server, tmp_path_factory):
-    """web1 and web2: daphne processes on the pytest-django test database and the private Redis."""
-    # The test database's name is known once django_db_setup has created it.
-    url = database_url(connection.settings_dict)
-    stack = Stack(database_url=url, redis_url=redis_server.url(0), directory=tmp_path_factory.mktemp("stack"))
-    with stack.started(), flush_retrying():
+def stack(stack):
+    """web1 and web2 running (conftest.py's stack)."""
+    with flush_retrying():
         stack.ensure("web1", "web2")
         yield stack
-
-
-def base_url(stack: Stack, name: str) -> str:
-    return f"http://127.0.0.1:{stack[name].port}"
 
 
 async def post_guess(stack: Stack, name: str, world, token: str, answer: str) -> dict:

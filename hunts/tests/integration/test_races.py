@@ -26,40 +26,13 @@ from puzzles import services as play
 from puzzles.models import Answer, Hint, HintUnlock, Puzzle, Solve, Unlock
 from testing import factories
 from testing.live import LiveClient, make_world
-from testing.processes import RedisServer, Stack, database_url
+from testing.processes import Stack
 
-from . import unguarded_daphne
+from . import base_url, unguarded_daphne
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 TIMEOUT = 60
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    with RedisServer(tmp_path_factory.mktemp("redis")).running() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def stack(django_db_setup, redis_server, tmp_path_factory):
-    url = database_url(connection.settings_dict)
-    with Stack(
-        database_url=url, redis_url=redis_server.url(0), directory=tmp_path_factory.mktemp("stack")
-    ).started() as s:
-        yield s
-
-
-@pytest.fixture(autouse=True)
-def _show_logs_on_failure(request):
-    failed = request.session.testsfailed
-    yield
-    if request.session.testsfailed > failed and "stack" in request.fixturenames:
-        print(request.getfixturevalue("stack").logs())
-
-
-def base_url(stack: Stack, name: str) -> str:
-    return f"http://127.0.0.1:{stack[name].port}"
 
 
 Reply = tuple[int, dict[str, str], dict]
