@@ -70,7 +70,7 @@ async def fire(requests: list[tuple[str, str, str, dict]]) -> list[Reply]:
 ANSWERS = ["BRIGHT BEAM", *(f"BRIGHT BEAM {i}" for i in range(1, 10))]  # ten final answers, all correct
 
 
-def correct_guess_storm(stack: Stack, webs: tuple[str, str], teams: int) -> tuple:
+def correct_guess_storm(stack: Stack, webs: tuple[str, ...], teams: int) -> tuple:
     """Each team's two members send 20 correct guesses (10 answers, each twice) at once, over both processes.
 
     Returns (world, replies by team, puzzle.solved frames by team seen on one socket of each team).
@@ -86,12 +86,13 @@ def correct_guess_storm(stack: Stack, webs: tuple[str, str], teams: int) -> tupl
     for t, members in enumerate(world.members):
         for i in range(20):
             token = members[i % 2][1]
-            requests.append((urls[(t + i) % 2], token, path, {"answer": ANSWERS[i % 10]}))
+            requests.append((urls[(t + i) % len(urls)], token, path, {"answer": ANSWERS[i % 10]}))
             owners.append(t)
 
     async def scenario():
         sockets = [
-            LiveClient(urls[t % 2], world.hunt.slug, members[0][1]) for t, members in enumerate(world.members)
+            LiveClient(urls[t % len(urls)], world.hunt.slug, members[0][1])
+            for t, members in enumerate(world.members)
         ]
         await asyncio.gather(*(s.connect() for s in sockets))
         try:
@@ -140,10 +141,10 @@ def test_1000_correct_guesses_from_50_teams_over_both_processes_solve_each_team_
 
 @pytest.fixture
 def unguarded_webs(stack):
-    """Starts two daphne processes without row locks, `slow` steps slower (killed after the test)."""
-    names = ("bare1", "bare2")
+    """Starts three daphne processes without row locks, `slow` steps slower (killed after the test)."""
+    names = ("bare1", "bare2", "bare3")
 
-    def start(slow: str = "") -> tuple[str, str]:
+    def start(slow: str = "") -> tuple[str, ...]:
         for name in names:
             unguarded_daphne.start(stack, name, unguard="locks", slow=slow)
         return names
@@ -172,13 +173,13 @@ def test_without_the_team_lock_and_the_unique_solve_the_same_storm_solves_twice(
 # --- 200 distinct wrong guesses against a limit of 20 ------------------------------------------------
 
 
-def wrong_guess_storm(stack: Stack, webs: tuple[str, str]) -> list[Reply]:
-    world = make_world(teams=1, members=4, hunt_slug="limit")
+def wrong_guess_storm(stack: Stack, webs: tuple[str, ...], *, hunt_slug: str = "limit") -> list[Reply]:
+    world = make_world(teams=1, members=4, hunt_slug=hunt_slug)
     Hunt.objects.filter(pk=world.hunt.pk).update(guess_limit_guesses=20, guess_limit_minutes=10)
     path = f"/api/hunts/{world.hunt.slug}/puzzles/{world.puzzle.slug}/guesses/"
     urls = [base_url(stack, web) for web in webs]
     tokens = [token for _, token in world.members[0]]
-    requests = [(urls[i % 2], tokens[i % 4], path, {"answer": f"WRONG {i}"}) for i in range(200)]
+    requests = [(urls[i % len(urls)], tokens[i % 4], path, {"answer": f"WRONG {i}"}) for i in range(200)]
     replies = asyncio.run(fire(requests))
     print(f"\n200 distinct wrong guesses against a limit of 20: {Counter(r[0] for r in replies)}")
     return replies
@@ -205,8 +206,13 @@ def test_without_the_team_lock_the_guess_limit_lets_more_than_20_through(
 ):
     drop_constraints(Event, "event_team_seq_unique")
 
-    replies = wrong_guess_storm(stack, unguarded_webs(slow="puzzles.services._check_guess_limit"))
-
+    webs = unguarded_webs(slow="puzzles.services._check_guess_limit")
+    # Requests that check the limit in lockstep can land exactly on 20 by chance: the race must show
+    # within a few storms, each on a fresh hunt.
+    for attempt in range(4):
+        replies = wrong_guess_storm(stack, webs, hunt_slug=f"limit-{attempt}")
+        if Counter(status for status, _, _ in replies)[201] > 20:
+            break
     with pytest.raises(AssertionError):
         assert_20_accepted_and_180_told_when_to_retry(replies)
     assert Counter(status for status, _, _ in replies)[201] > 20
