@@ -368,6 +368,11 @@ class Fleet:
             error_frames=dict(self.errors),
             frames=dict(self.frames),
             client_cpu=round((cpu_seconds() - cpu0) / wall, 2),
+            # Every guess: seconds since the first was sent, latency in ms (None: not delivered).
+            timeline=[
+                (round(f.sent_at - t0, 3), round((f.done_at - f.sent_at) * 1000, 1) if f.done_at else None)
+                for f in self.flights.values()
+            ],
         )
         return result
 

@@ -59,6 +59,7 @@ class Options:
     ramp_step: float = 8.0  # seconds per step of the sustained-rate search (0: no search)
     ramp_max_steps: int = 9
     cycles: int = 5  # connect/disconnect cycles of the memory scenario
+    idle: float = 5.0  # seconds the guess scenario's sockets only ping, before the guesses (server CPU)
     http_duration: float = 10.0
     http_concurrency: int = 16
     ping_interval: float = 10.0  # each socket pings like a browser (0: never)
@@ -83,6 +84,7 @@ def smoke_options(out_dir: str) -> Options:
         rate=20,
         duration=2,
         ramp_step=1.5,
+        idle=0.5,
         ramp_max_steps=2,
         cycles=2,
         http_duration=1.5,
@@ -103,6 +105,39 @@ def smoke_options(out_dir: str) -> Options:
 
 def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def cpu_times() -> dict:
+    """Busy and total jiffies per core (/proc/stat) and daphne's own CPU seconds, for utilizations."""
+    cores = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            values = [int(v) for v in fields]
+            cores[name] = (sum(values) - values[3] - values[4], sum(values))  # all but idle and iowait
+    return {"cores": cores, "at": time.monotonic()}
+
+
+def process_cpu(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def utilization(before: dict, after: dict, daphne: tuple[tuple, tuple]) -> dict:
+    """Per core: the busy share over the interval; daphne: CPU seconds per second (and the system part)."""
+    used = {
+        core: round((after["cores"][core][0] - busy) / max(1, after["cores"][core][1] - total), 2)
+        for core, (busy, total) in before["cores"].items()
+    }
+    wall = max(after["at"] - before["at"], 1e-9)
+    (user0, sys0), (user1, sys1) = daphne
+    return {
+        **used,
+        "daphne": round((user1 + sys1 - user0 - sys0) / wall, 2),
+        "daphne_sys": round((sys1 - sys0) / wall, 2),
+    }
 
 
 def machine() -> dict:
@@ -363,11 +398,17 @@ class Bench:
 
     @contextmanager
     def measuring(self, name: str):
-        start = loadavg()
+        """Load average around a scenario, and how busy each core and daphne were through it."""
+        pid = self.running.daphne_pid
+        start, cpu, daphne = loadavg(), cpu_times(), process_cpu(pid)
         try:
             yield
         finally:
-            self.loads[name] = {"start": start, "end": loadavg()}
+            self.loads[name] = {
+                "start": start,
+                "end": loadavg(),
+                "cpu": utilization(cpu, cpu_times(), (daphne, process_cpu(pid))),
+            }
 
     async def fleet(self, kind: str) -> tuple[Fleet, asyncio.Task | None]:
         fleet = Fleet(kind, progress=self.progress)
@@ -455,6 +496,9 @@ class Bench:
         frame_for = self.guess_maker if kind == "app" else bare_guess
         opened = await fleet.open(self.players(kind)[: self.opts.sockets], label="guesses")
         self.progress.done(f"guesses {kind}: {opened['connected']}/{opened['sockets']} sockets open")
+        await asyncio.sleep(2)
+        with self.measuring(f"idle {kind}"):  # the cost of open sockets that only ping
+            await asyncio.sleep(self.opts.idle)
         with self.measuring(f"guesses {kind}"), self.profiling("guesses", kind):
             fixed = await fleet.guesses(
                 rate=self.opts.rate, duration=self.opts.duration, frame_for=frame_for, label="guesses"
@@ -476,9 +520,10 @@ class Bench:
         rate = self.opts.rate
         for _ in range(self.opts.ramp_max_steps):
             await asyncio.sleep(1.0)
-            step = await fleet.guesses(
-                rate=round(rate), duration=self.opts.ramp_step, frame_for=frame_for, label="sustained"
-            )
+            with self.measuring(f"sustained {kind} {round(rate)}"):
+                step = await fleet.guesses(
+                    rate=round(rate), duration=self.opts.ramp_step, frame_for=frame_for, label="sustained"
+                )
             step["pass"] = _passes(step)
             steps.append(step)
             self.progress.done(
@@ -527,7 +572,7 @@ class Bench:
     @contextmanager
     def profiling(self, scenario: str, kind: str):
         """py-spy samples the app's daphne through the scenario named by --profile (collapsed stacks)."""
-        if self.opts.profile != scenario or kind != "app":
+        if not self.opts.profile or self.opts.profile != scenario or kind != "app":
             yield
             return
         out = Path(self.opts.out_dir) / f"profile-{scenario}-{_stamp()}.txt"
@@ -624,6 +669,7 @@ def figures(result: dict) -> list[dict]:
 
     def row(figure, app, bare, target, met, load_name, ratio=None):
         got = loads.get(load_name)
+        cpu = got.get("cpu") if got else None
         rows.append(
             {
                 "figure": figure,
@@ -633,6 +679,7 @@ def figures(result: dict) -> list[dict]:
                 "target": target,
                 "met": met,
                 "load": f"{got['start'][0]:.2f} -> {got['end'][0]:.2f}" if got else "",
+                "cpu": f"{cpu['cpu0']:.0%} / {cpu['cpu1']:.0%} / {cpu['daphne']:.0%}" if cpu else "",
             }
         )
 
@@ -651,6 +698,16 @@ def figures(result: dict) -> list[dict]:
             "guesses app",
         )
         row("p50 of the same (ms)", fa["latency_ms"]["p50"], fb["latency_ms"]["p50"], "", None, "guesses app")
+        idle_a, idle_b = (loads.get(f"idle {k}", {}).get("cpu") for k in ("app", "bare"))
+        if idle_a and idle_b:
+            row(
+                f"daphne CPU with {n} open sockets pinging every {opts['ping_interval']:g} s, no guesses (%)",
+                round(idle_a["daphne"] * 100),
+                round(idle_b["daphne"] * 100),
+                "",
+                None,
+                "idle app",
+            )
         row(
             "guesses delivered to every teammate / sent",
             f"{fa['delivered']}/{fa['sent']}",
@@ -757,15 +814,16 @@ def markdown(result: dict) -> str:
         f"{result['duration_s']:.0f} s; load average (1 min) before: {result['loadavg_before'][0]:.2f}, "
         f"after: {result['loadavg_after'][0]:.2f}.",
         "",
-        "| figure | app | bare baseline | app / bare | target | met | load avg 1 min (start -> end) |",
-        "|---|---|---|---|---|---|---|",
+        "| figure | app | bare baseline | app / bare | target | met | load avg 1 min (start -> end) "
+        "| busy: core 0 / core 1 / daphne |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in result["figures"]:
         ratio = "" if r["ratio"] in ("", None) else f"{r['ratio']}x"
         met = "" if r["met"] is None else cell(r["met"])
         lines.append(
             f"| {r['figure']} | {cell(r['app'])} | {cell(r['bare'])} | {ratio} | {r['target']} | {met} "
-            f"| {r['load']} |"
+            f"| {r['load']} | {r['cpu']} |"
         )
     guesses = result["scenarios"].get("guesses")
     if guesses and guesses["app"]["sustained"]:
@@ -873,6 +931,7 @@ def parse_args(argv: list[str] | None) -> Options:
         "--ramp-step", type=float, default=d.ramp_step, help="seconds per sustained-rate step; 0: skip"
     )
     p.add_argument("--cycles", type=int, default=d.cycles)
+    p.add_argument("--idle", type=float, default=d.idle, help="seconds of pings only, before the guesses")
     p.add_argument("--http-duration", type=float, default=d.http_duration)
     p.add_argument("--http-concurrency", type=int, default=d.http_concurrency)
     p.add_argument("--ping-interval", type=float, default=d.ping_interval, help="0: sockets never ping")

@@ -1,6 +1,7 @@
 """The live stream of one hunt (DESIGN section 7): hello, pushed frames, resume, guesses and ping."""
 
 import asyncio
+import json
 import logging
 import time
 
@@ -219,16 +220,26 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
     # --- Pushed frames ------------------------------------------------------------------
 
     async def event_forward(self, message):
-        """Every pushed frame: sent as is, with no database work; two internal frames end the socket."""
+        """Every pushed frame: its text as the publisher encoded it, with no database work and no encoding.
+
+        Two internal frames end the socket. (A message with a `frame` dict comes from a publisher of the
+        previous release during a rolling deploy.)
+        """
         if self.closing:
             return
-        frame = message["frame"]
-        kind = frame.get("type")
+        if "text" in message:
+            kind, text = message.get("kind"), message["text"]
+        else:
+            kind, text = message["frame"].get("type"), None
         if kind == "membership.ended":
+            frame = message.get("frame") or json.loads(text)
             if frame.get("hunt") in (None, self.hunt.pk):
                 await self.end(CLOSE_FORBIDDEN)
             return
-        await self.send_json(frame)
+        if text is None:
+            await self.send_json(message["frame"])
+        else:
+            await self.send(text_data=text)
         if kind == "session.ended":
             await self.end(CLOSE_UNAUTHENTICATED)
 

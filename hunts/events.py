@@ -1,6 +1,7 @@
 """The event log: append under row locks, publish after commit. The only module that knows group names."""
 
 import asyncio
+import json
 import logging
 import os
 import threading
@@ -198,9 +199,14 @@ def send_frames(messages: list[tuple[str, dict]]) -> None:
         log.exception("could not publish %d frames", len(messages))
 
 
+def envelope(frame: dict) -> dict:
+    """The channel-layer message of a frame: its JSON text, encoded once here instead of once per socket."""
+    return {"type": "event.forward", "kind": frame.get("type"), "text": json.dumps(frame)}
+
+
 async def _send_all(layer, messages: list[tuple[str, dict]]) -> None:
     for group, frame in messages:
-        await layer.group_send(group, {"type": "event.forward", "frame": frame})
+        await layer.group_send(group, envelope(frame))
 
 
 def _serving_event_loop() -> asyncio.AbstractEventLoop | None:

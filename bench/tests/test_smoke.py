@@ -55,5 +55,5 @@ def test_http_guesses_and_the_bare_view_answer_every_request(result):
 
 def test_the_report_has_every_figure_with_its_baseline(result):
     figures = [row["figure"] for row in result["figures"]]
-    assert len(figures) == 12
+    assert len(figures) == 13
     assert all(row["bare"] is not None for row in result["figures"])
