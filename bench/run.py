@@ -56,8 +56,8 @@ class Options:
     storm: int = 5000  # sockets of the connect storm, the announcement and the memory cycles
     rate: float = 200.0  # guesses per second of the fixed-rate scenario
     duration: float = 20.0  # seconds of the fixed-rate scenario
-    ramp_step: float = 8.0  # seconds per step of the sustained-rate search (0: no search)
-    ramp_max_steps: int = 9
+    ramp_step: float = 6.0  # seconds per step of the sustained-rate search (0: no search)
+    ramp_max_steps: int = 10
     cycles: int = 5  # connect/disconnect cycles of the memory scenario
     idle: float = 5.0  # seconds the guess scenario's sockets only ping, before the guesses (server CPU)
     http_duration: float = 10.0
@@ -283,10 +283,20 @@ class Running:
     """What the scenarios need to know about the stack they run against."""
 
     base: str
-    daphne_pid: int
     hunt: dict
     stack: Stack
     log_dir: Path
+
+    @property
+    def daphne_pid(self) -> int:
+        return self.stack["web"].popen.pid
+
+    def restart_daphne(self) -> None:
+        """A fresh daphne on the same port: memory is measured from a heap no earlier scenario grew."""
+        web = self.stack["web"]
+        web.stop(grace=15)
+        web.start()
+        web.wait_for_port(timeout=60)
 
 
 @contextmanager
@@ -358,9 +368,7 @@ def stack_running(opts: Options, progress: Progress):
             own = os.sched_getaffinity(0)
             os.sched_setaffinity(0, {CLIENT_CORE})
             cleanup.callback(os.sched_setaffinity, 0, own)
-        yield Running(
-            base=f"http://127.0.0.1:{port}", daphne_pid=web.popen.pid, hunt=hunt, stack=stack, log_dir=log_dir
-        )
+        yield Running(base=f"http://127.0.0.1:{port}", hunt=hunt, stack=stack, log_dir=log_dir)
 
 
 def _redis_db(url: str, offset: int) -> str:
@@ -410,6 +418,17 @@ class Bench:
                 "cpu": utilization(cpu, cpu_times(), (daphne, process_cpu(pid))),
             }
 
+    async def quiet_server(self, *, below: float = 0.5, timeout: float = 60) -> float:
+        """Wait until daphne used less than `below` of a core over the last second (what was queued has
+        drained), at least 1 s and at most `timeout` s; returns the seconds waited."""
+        pid, started = self.running.daphne_pid, time.monotonic()
+        while True:
+            before = sum(process_cpu(pid))
+            await asyncio.sleep(1.0)
+            if sum(process_cpu(pid)) - before < below or time.monotonic() - started > timeout:
+                return time.monotonic() - started
+            self.progress.update(f"waiting for daphne to drain ({time.monotonic() - started:.0f} s)")
+
     async def fleet(self, kind: str) -> tuple[Fleet, asyncio.Task | None]:
         fleet = Fleet(kind, progress=self.progress)
         pinger = (
@@ -455,6 +474,7 @@ class Bench:
                 if pinger:
                     pinger.cancel()
                 close_s = await fleet.close()
+                await self.quiet_server()
                 idle_rss = await settled_rss(pid)
                 cycles.append(
                     {
@@ -496,7 +516,7 @@ class Bench:
         frame_for = self.guess_maker if kind == "app" else bare_guess
         opened = await fleet.open(self.players(kind)[: self.opts.sockets], label="guesses")
         self.progress.done(f"guesses {kind}: {opened['connected']}/{opened['sockets']} sockets open")
-        await asyncio.sleep(2)
+        await self.quiet_server()
         with self.measuring(f"idle {kind}"):  # the cost of open sockets that only ping
             await asyncio.sleep(self.opts.idle)
         with self.measuring(f"guesses {kind}"), self.profiling("guesses", kind):
@@ -519,7 +539,7 @@ class Bench:
         steps, passed, failed = [], None, None
         rate = self.opts.rate
         for _ in range(self.opts.ramp_max_steps):
-            await asyncio.sleep(1.0)
+            await self.quiet_server()  # a failed step's backlog must not count against the next one
             with self.measuring(f"sustained {kind} {round(rate)}"):
                 step = await fleet.guesses(
                     rate=round(rate), duration=self.opts.ramp_step, frame_for=frame_for, label="sustained"
@@ -605,6 +625,10 @@ class Bench:
         if "storm" in self.opts.only:
             scenarios["storm"] = {}
             for kind in ("app", "bare"):
+                if kind == "bare":
+                    self.running.restart_daphne()
+                    await self.warm_up()
+                await self.quiet_server()
                 with self.measuring(f"storm {kind}"):
                     scenarios["storm"][kind] = await self.storms(kind)
         if "guesses" in self.opts.only:
@@ -612,6 +636,7 @@ class Bench:
         if "http" in self.opts.only:
             scenarios["http"] = {}
             for kind in ("app", "bare"):
+                await self.quiet_server()
                 with self.measuring(f"http {kind}"), self.profiling("http", kind):
                     result = await self.http(kind)
                 self.progress.done(

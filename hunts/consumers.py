@@ -5,32 +5,31 @@ import json
 import logging
 import time
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 from django.utils.functional import LazyObject
 
 from puzzles.services import guess_data, submit_guess
 
-from . import presence
+from . import pings, presence
 from .errors import Conflict, NotFound, RateLimited
 from .events import (
     MAX_REPLAY,
     head_key,
     hunt_group,
     iso,
+    read_heads,
     record_heads,
     replay,
     staff_group,
     team_group,
     user_group,
 )
-from .models import Hunt, Team
-from .services import get_hunt, team_of
+from .services import stream_access
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +100,18 @@ def _frame_size(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
+def in_pool(method):
+    """Run the consumer's database work in the loop's thread pool, not the one thread shared by the process.
+
+    database_sync_to_async defaults to the thread every thread-sensitive call of the process shares, so
+    one socket's connect or guess waited for every other socket's: with thousands of sockets the guesses
+    and the hellos of a connect storm queued there. A consumer handles its own frames one at a time, and
+    the services lock the rows they change, so these calls may run side by side (each with its own
+    pooled connection; DB_POOL_MAX >= the pool's threads).
+    """
+    return database_sync_to_async(method, thread_sensitive=False)
+
+
 class HuntConsumer(AsyncJsonWebsocketConsumer):
     """One socket of a player or staff member on one hunt, at /ws/hunts/<hunt>/."""
 
@@ -125,22 +136,15 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
         # Accept first: the close codes below only reach a client on an open socket.
         await self.accept()
         try:
-            code = await self.authenticate()
-            if code is None:
-                # Joined on the loop, all at once, before the heads are read: an event committed later
-                # also arrives live, so nothing falls between.
-                self.groups = self.stream_groups()  # left by the base class on disconnect
-                await asyncio.gather(
-                    *(self.channel_layer.group_add(g, self.channel_name) for g in self.groups)
-                )
-                hello, online = await self.greet()
+            opened = await self.open_stream()
         except Exception:
             log.exception("could not open the live stream")
             await self.end(1011)
             return
-        if code is not None:
-            await self.end(code)
+        if isinstance(opened, int):
+            await self.end(opened)
             return
+        hello, online = opened
         await self.send_json(hello)
         if online is not None:
             await self.send_json({"type": "presence", "online": online})
@@ -155,19 +159,40 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
         self.closing = True
         await self.close(code)
 
-    @database_sync_to_async
+    @in_pool
+    def open_stream(self) -> int | tuple[dict, list[str] | None]:
+        """A connect's one database hop (one pooled connection): authenticate, join, greet.
+
+        Returns a close code, or the hello frame and the presence list to send to this socket alone.
+        """
+        code = self.authenticate()
+        if code is not None:
+            return code
+        self.groups = self.stream_groups()  # left by the base class on disconnect
+        # One hop to the loop joins every group at once (each a SUBSCRIBE sent, no reply awaited), before
+        # the heads are read: an event committed later also arrives live, so nothing falls between.
+        async_to_sync(self.join_groups)()
+        return self.greet()
+
+    async def join_groups(self) -> None:
+        await asyncio.gather(*(self.channel_layer.group_add(g, self.channel_name) for g in self.groups))
+
     def authenticate(self) -> int | None:
         """Who connects, to which hunt, on which team: None when they may, else the close code."""
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        slug = self.scope["url_route"]["kwargs"]["hunt"]
+        if "token_key" in self.scope:  # hunts.middleware.TokenHeaderMiddleware
+            user, hunt, team = stream_access(hunt_slug=slug, token_key=self.scope["token_key"] or None)
+        else:
+            user = self.scope.get("user")
+            if user is None or not user.is_authenticated:
+                return CLOSE_UNAUTHENTICATED
+            if isinstance(user, LazyObject):
+                user = user._wrapped
+            user, hunt, team = stream_access(hunt_slug=slug, user=user)
+        if user is None:
             return CLOSE_UNAUTHENTICATED
-        if isinstance(user, LazyObject):
-            user = user._wrapped
-        try:
-            hunt = get_hunt(slug=self.scope["url_route"]["kwargs"]["hunt"], user=user)
-        except NotFound:
+        if hunt is None:
             return CLOSE_NOT_FOUND
-        team = team_of(hunt=hunt, user=user)
         if team is None and not user.is_staff:
             return CLOSE_FORBIDDEN
         self.user, self.hunt, self.team = user, hunt, team
@@ -181,7 +206,6 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
             groups.append(staff_group(self.hunt.pk))
         return groups
 
-    @database_sync_to_async
     def greet(self) -> tuple[dict, list[str] | None]:
         """The hello frame (heads read now, after joining the groups) and the presence list for this socket.
 
@@ -207,10 +231,7 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
 
     def read_heads(self) -> tuple[int | None, int]:
         """The streams' heads from the database (one query), also recorded in the cache for pongs."""
-        if self.team is None:
-            team_seq, hunt_seq = None, Hunt.objects.values_list("event_seq", flat=True).get(pk=self.hunt.pk)
-        else:
-            team_seq, hunt_seq = Team.objects.values_list("event_seq", "hunt__event_seq").get(pk=self.team.pk)
+        team_seq, hunt_seq = read_heads(hunt=self.hunt, team=self.team)
         heads = {head_key("hunt", self.hunt.pk): hunt_seq}
         if self.team is not None:
             heads[head_key("team", self.team.pk)] = team_seq
@@ -305,7 +326,7 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(logged)
         await self.send_json(done)
 
-    @database_sync_to_async
+    @in_pool
     def read_log(self, after: dict[str, int]) -> tuple[list[dict], dict]:
         """Frames logged after the given seqs, hunt stream first, MAX_REPLAY per stream; then resume.done."""
         team_seq, hunt_seq = self.read_heads()
@@ -330,7 +351,7 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
             raise FrameError("invalid_frame", 'guess.submit needs string "puzzle" and "answer".')
         await self.send_json(await self.submit(puzzle=puzzle, answer=answer, client_id=client_id))
 
-    @database_sync_to_async
+    @in_pool
     def submit(self, *, puzzle: str, answer: str, client_id: str) -> dict:
         if self.team is None:
             raise NotFound("You are not on a team in this hunt.")
@@ -347,18 +368,8 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
         }
 
     async def on_ping(self, frame: dict) -> None:
-        recheck = time.monotonic() - self.presence_checked_at >= presence.PRESENCE_TTL
-        if recheck:
-            self.presence_checked_at = time.monotonic()
-        heads = await sync_to_async(self.cached_heads, thread_sensitive=False)(recheck=recheck)
+        team_id = self.team.pk if self.team is not None else None
+        heads = await pings.cached_heads(
+            hunt_id=self.hunt.pk, team_id=team_id, conn=self.channel_name, username=self.user.get_username()
+        )
         await self.send_json({"type": "pong", **heads})
-
-    def cached_heads(self, *, recheck: bool) -> dict:
-        """The heads the publisher cached (unknown: null), never the database; also keeps presence alive."""
-        hunt_key = head_key("hunt", self.hunt.pk)
-        team_key = head_key("team", self.team.pk) if self.team is not None else None
-        found = cache.get_many([k for k in (hunt_key, team_key) if k])
-        if self.team is not None:
-            username = self.user.get_username()
-            presence.refresh(team_id=self.team.pk, conn=self.channel_name, username=username, recheck=recheck)
-        return {"team_seq": found.get(team_key) if team_key else None, "hunt_seq": found.get(hunt_key)}

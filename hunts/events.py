@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
+
+from treasurehunt import hotsql
 
 from .models import Event, Hunt, Team
 
@@ -110,15 +112,17 @@ class EventLog:
 
     def flush(self) -> list[Event]:
         """Write the events, the new heads and the saved team fields; push the events after commit."""
+        # Written out (treasurehunt/hotsql.py): every guess flushes here.
         if self.events:
-            Event.objects.bulk_create(self.events)
+            if connection.features.can_return_rows_from_bulk_insert:
+                hotsql.insert(self.events)
+            else:
+                for event in self.events:
+                    hotsql.insert([event])
         for team in self._teams.values():
-            fields = {"event_seq", *self._team_fields.get(team.pk, ())}
-            Team.objects.filter(pk=team.pk).update(
-                **{field: getattr(team, field) for field in sorted(fields)}
-            )
+            hotsql.update(team, sorted({"event_seq", *self._team_fields.get(team.pk, ())}))
         if self._hunt_touched:
-            Hunt.objects.filter(pk=self.hunt.pk).update(event_seq=self.hunt.event_seq)
+            hotsql.update(self.hunt, ["event_seq"])
         events, staff = self.events, self.staff_frames
         if events:
             hunt_id = self.hunt.pk
@@ -148,6 +152,20 @@ def publish(hunt_id: int, events: Iterable[Event], staff: Iterable[tuple[Event, 
         messages.append((staff_group(hunt_id), {**frame_of(event), "stream": "staff", "team": team}))
     record_heads(heads)
     send_frames(messages)
+
+
+def read_heads(*, hunt: Hunt, team: Team | None) -> tuple[int | None, int]:
+    """(team_seq, hunt_seq) from the database, one statement; team_seq None without a team."""
+    t, c = hotsql.table, hotsql.col
+    if team is None:
+        sql = f"SELECT {c(Hunt, 'event_seq')} FROM {t(Hunt)} WHERE {c(Hunt, 'id')} = %s"
+        return None, hotsql.fetch_one(sql, [hunt.pk])[0]
+    sql = (
+        f"SELECT t.{c(Team, 'event_seq')}, h.{c(Hunt, 'event_seq')} FROM {t(Team)} t INNER JOIN {t(Hunt)} h "
+        f"ON h.{c(Hunt, 'id')} = t.{c(Team, 'hunt')} WHERE t.{c(Team, 'id')} = %s"
+    )
+    team_seq, hunt_seq = hotsql.fetch_one(sql, [team.pk])
+    return team_seq, hunt_seq
 
 
 def record_heads(heads: dict[str, int]) -> None:

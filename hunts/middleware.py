@@ -81,5 +81,7 @@ class TokenHeaderMiddleware(BaseMiddleware):
     async def __call__(self, scope, receive, send):
         key = token_key(scope)
         if key is not None:
-            scope = dict(scope, user=SimpleLazyObject(lambda: user_for_token(key)))
+            # The consumer reads the token's user with its hunt and team in one statement (token_key);
+            # anything else asking for scope["user"] looks it up.
+            scope = dict(scope, user=SimpleLazyObject(lambda: user_for_token(key)), token_key=key)
         return await super().__call__(scope, receive, send)

@@ -15,7 +15,7 @@ class HuntQuerySet(models.QuerySet):
         return self.filter(published=True)
 
     def visible_to(self, user):
-        """Published hunts, plus every hunt for staff."""
+        """Published hunts, plus every hunt for staff (the rule of Hunt.is_visible_to)."""
         if getattr(user, "is_staff", False):
             return self
         return self.published()
@@ -65,6 +65,10 @@ class Hunt(models.Model):
 
     def get_absolute_url(self):
         return reverse("hunts:detail", kwargs={"hunt": self.slug})
+
+    def is_visible_to(self, user) -> bool:
+        """Whether HuntQuerySet.visible_to(user) holds this hunt: published, or any hunt for staff."""
+        return self.published or getattr(user, "is_staff", False)
 
     def state_at(self, now) -> str:
         if now < self.starts_at:

@@ -1,13 +1,18 @@
 """Use cases of the event and its people: teams, membership, announcements."""
 
+import functools
 import secrets
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.text import slugify
+from rest_framework.authtoken.models import Token
+
+from treasurehunt import hotsql
 
 from .errors import NotFound
 from .events import EventLog, after_commit, mark_leaderboard_dirty, send_ephemeral, user_group
@@ -43,6 +48,57 @@ def get_hunt(*, slug: str, user) -> Hunt:
     if hunt is None:
         raise NotFound(f"No hunt '{slug}'.")
     return hunt
+
+
+@functools.cache
+def _stream_access_sql(vendor: str, by: str) -> str:
+    User = get_user_model()
+    t, c = hotsql.table, hotsql.col
+    who = (
+        f"(SELECT k.{c(Token, 'user')} FROM {t(Token)} k WHERE k.{c(Token, 'key')} = %s)"
+        if by == "token"
+        else "%s"
+    )
+    return (
+        f"SELECT {hotsql.columns(User, 'u')}, {hotsql.columns(Hunt, 'h')}, {hotsql.columns(Team, 't')} "
+        f"FROM {t(User)} u LEFT JOIN {t(Hunt)} h ON h.{c(Hunt, 'slug')} = %s "
+        f"LEFT JOIN {t(Membership)} m ON m.{c(Membership, 'hunt')} = h.{c(Hunt, 'id')} "
+        f"AND m.{c(Membership, 'user')} = u.{c(User, 'id')} "
+        f"LEFT JOIN {t(Team)} t ON t.{c(Team, 'id')} = m.{c(Membership, 'team')} "
+        f"WHERE u.{c(User, 'id')} = {who}"
+    )
+
+
+def stream_access(*, hunt_slug: str, token_key: str | None = None, user=None):
+    """Who opens a live stream, to which hunt, on which team: (user, hunt, team), in one statement.
+
+    What hunts.middleware.user_for_token (by `token_key`; else the given user, by id), get_hunt and team_of
+    read, for a socket's connect: user None for no active user behind the token, hunt None for a hunt the
+    user may not see (as get_hunt), team None without one.
+    """
+    from django.db import connection
+
+    if token_key is not None:
+        row = hotsql.fetch_one(_stream_access_sql(connection.vendor, "token"), [hunt_slug, token_key])
+    elif getattr(user, "is_authenticated", False):
+        row = hotsql.fetch_one(_stream_access_sql(connection.vendor, "user"), [hunt_slug, user.pk])
+    else:
+        row = None
+    if row is None:
+        return None, None, None
+    User = get_user_model()
+    found = hotsql.from_row(User, row)
+    if not found.is_active:
+        return None, None, None
+    start = hotsql.width(User)
+    hunt = hotsql.from_row(Hunt, row, start=start)
+    if hunt.pk is None or not hunt.is_visible_to(found):
+        return found, None, None
+    team = hotsql.from_row(Team, row, start=start + hotsql.width(Hunt))
+    if team.pk is None:
+        return found, hunt, None
+    team.hunt = hunt
+    return found, hunt, team
 
 
 def team_of(*, hunt: Hunt, user) -> Team | None:

@@ -1,19 +1,21 @@
 """Use cases of play: guesses, judging, unlocks, hints, treasures and the clock."""
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Count, Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from hunts.errors import Conflict, NotFound, RateLimited
 from hunts.events import EventLog, after_commit, mark_leaderboard_dirty, send_ephemeral, staff_group
-from hunts.models import Hunt, Team
+from hunts.models import Hunt, Membership, Team
 from hunts.services import lock_hunt, lock_team
+from treasurehunt import hotsql
 from treasurehunt.celery import enqueue
 
 from . import checkers, leaderboard
@@ -83,19 +85,120 @@ def _log_judged(guess: Guess, puzzle_slug: str) -> None:
 
 
 def unlocked_puzzle(*, team: Team, slug: str, now: datetime | None = None) -> Puzzle:
-    """The team's puzzle with this slug (annotated `solved`); locked and unknown puzzles are both NotFound."""
-    # On the guess path: no ORDER BY (the slug is unique in the hunt) and no Markdown columns.
-    found = (
-        Puzzle.objects.unlocked_for(team, now=now)
-        .filter(slug=slug)
-        .select_related("round")
-        .defer("body", "solution")
-        .annotate(solved=Exists(Solve.objects.filter(team=team, puzzle=OuterRef("pk"))))
-        .order_by()[:1]
+    """The team's puzzle with this slug (annotated `solved`); locked and unknown puzzles are both NotFound.
+
+    Puzzle.objects.unlocked_for(team) as one SQL statement for one slug (see _hot_sql), without the
+    Markdown columns (deferred) or the round.
+    """
+    return _puzzle_for_guess(team=team, slug=slug, now=now or timezone.now())
+
+
+# --- The guess path's statements (treasurehunt/hotsql.py) ------------------------------
+# Every guess of every player runs these. Each mirrors the queryset named in its comment;
+# puzzles/tests/test_hot_sql.py pins each to it.
+
+_LIGHT = ("body", "solution")  # the puzzle's Markdown, never read on the guess path
+
+
+@functools.cache
+def _hot_sql(vendor: str) -> dict[str, str]:
+    t, c = hotsql.table, hotsql.col
+    unlock_row = (
+        f"SELECT 1 FROM {t(Unlock)} u WHERE u.{c(Unlock, 'team')} = %s "
+        f"AND u.{c(Unlock, 'puzzle')} = p.{c(Puzzle, 'id')} AND u.{c(Unlock, 'locked')} = %s"
     )
-    puzzle = next(iter(found), None)
-    if puzzle is None:
+    guess_of_team = f"SELECT g.{c(Guess, 'id')} FROM {t(Guess)} g WHERE g.{c(Guess, 'team')} = %s"
+    on_puzzle = f"g.{c(Guess, 'puzzle')} = p.{c(Puzzle, 'id')}"
+    created = f"g.{c(Guess, 'created_at')}"
+    member = (
+        f"SELECT 1 FROM {t(Membership)} m WHERE m.{c(Membership, 'team')} = t.{c(Team, 'id')} "
+        f"AND m.{c(Membership, 'user')} = %s"
+    )
+    team = (
+        f"SELECT {hotsql.columns(Team, 't')}, {hotsql.columns(Hunt, 'h')} FROM {t(Team)} t "
+        f"INNER JOIN {t(Hunt)} h ON h.{c(Hunt, 'id')} = t.{c(Team, 'hunt')} WHERE t.{c(Team, 'id')} = %s"
+    )
+    return {
+        # Team.objects.select_for_update(no_key=True, of=("self",)).select_related("hunt")
+        #     .filter(pk=team.pk[, memberships__user=user])
+        "lock_team": team,  # + hotsql.lock_rows("t"), read at each call
+        "lock_member_team": f"{team} AND EXISTS ({member})",
+        # Puzzle.objects.unlocked_for(team, now).filter(slug=slug): an Unlock row that is not re-locked,
+        # or (once the hunt started) no rules and no re-locked row; then, for that puzzle and team:
+        # solved: Solve.objects.filter(team=team, puzzle=puzzle).exists()
+        # by_client: Guess.objects.filter(team=team, client_id=client_id) (unique)
+        # by_key: Guess.objects.filter(team=team, puzzle=puzzle, key=key) (unique; the key depends on
+        #     the puzzle's all_exact, so both are sent)
+        # nth_at: Guess.objects.filter(team=, puzzle=, created_at__gt=since).order_by("-created_at")
+        #     .values_list("created_at")[n - 1]: when the n-th newest guess in the limit's window was made
+        "puzzle": (
+            f"SELECT {hotsql.columns(Puzzle, 'p', skip=_LIGHT)}, "
+            f"EXISTS (SELECT 1 FROM {t(Solve)} s WHERE s.{c(Solve, 'team')} = %s "
+            f"AND s.{c(Solve, 'puzzle')} = p.{c(Puzzle, 'id')}), "
+            f"({guess_of_team} AND g.{c(Guess, 'client_id')} = %s), "
+            f"({guess_of_team} AND {on_puzzle} AND g.{c(Guess, 'key')} = "
+            f"(CASE WHEN p.{c(Puzzle, 'all_exact')} THEN %s ELSE %s END)), "
+            f"(SELECT {created} FROM {t(Guess)} g WHERE g.{c(Guess, 'team')} = %s AND {on_puzzle} "
+            f"AND {created} > %s ORDER BY {created} DESC LIMIT 1 OFFSET %s) "
+            f"FROM {t(Puzzle)} p WHERE p.{c(Puzzle, 'hunt')} = %s AND p.{c(Puzzle, 'slug')} = %s "
+            f"AND (EXISTS ({unlock_row}) OR (%s AND p.{c(Puzzle, 'has_rules')} = %s "
+            f"AND NOT EXISTS ({unlock_row})))"
+        ),
+        # puzzle.answers.order_by("order", "id")
+        "answers": (
+            f"SELECT {hotsql.columns(Answer)} FROM {t(Answer)} WHERE {c(Answer, 'puzzle')} = %s "
+            f"ORDER BY {c(Answer, 'order')}, {c(Answer, 'id')}"
+        ),
+    }
+
+
+def _sql(name: str) -> str:
+    return _hot_sql(connection.vendor)[name]
+
+
+def _puzzle_for_guess(
+    *,
+    team: Team,
+    slug: str,
+    now: datetime,
+    keys: tuple[str | None, str | None] = (None, None),
+    client_id: str | None = None,
+    limit: tuple[datetime, int] | None = None,
+) -> Puzzle:
+    """The team's open puzzle with this slug, read with what the guess path asks of it, in one statement.
+
+    Annotated: `solved`; `seen_by_client` and `seen_by_key`, ids of the team's guesses with this
+    client_id or with this answer's dedupe key on the puzzle (`keys`: for exact-only puzzles, for others);
+    `nth_at`, when the n-th newest guess after `since` was made (`limit`: (since, n)), else None.
+    Locked and unknown puzzles are both NotFound.
+    """
+    since, n = limit if limit is not None else (None, 1)
+    params = [
+        team.pk,
+        team.pk,
+        client_id,
+        team.pk,
+        *keys,
+        team.pk,
+        None if since is None else connection.ops.adapt_datetimefield_value(since),
+        n - 1,
+        team.hunt_id,
+        slug,
+        team.pk,
+        False,
+        team.hunt.starts_at <= now,
+        False,
+        team.pk,
+        True,
+    ]
+    row = hotsql.fetch_one(_sql("puzzle"), params)
+    if row is None:
         raise NotFound(f"No puzzle '{slug}' is open for your team.")
+    puzzle = hotsql.from_row(Puzzle, row, skip=_LIGHT)
+    solved, by_client, by_key, nth_at = row[hotsql.width(Puzzle, _LIGHT) :]
+    puzzle.solved = bool(solved)
+    puzzle.seen_by_client, puzzle.seen_by_key = by_client, by_key
+    puzzle.nth_at = hotsql.convert(Guess, "created_at", nth_at)
     return puzzle
 
 
@@ -119,35 +222,39 @@ def submit_guess(
     team = _lock_guessing_team(team, user)
     hunt = team.hunt
     _require_started(hunt, now)  # 1
-    puzzle = unlocked_puzzle(team=team, slug=puzzle_slug, now=now)  # 2
     text = (text or "").strip()
-    if not text:  # 3
-        raise ValidationError({"answer": ["Enter an answer."]})
-    if len(text) > GUESS_MAX:
-        raise ValidationError({"answer": [f"Answers have at most {GUESS_MAX} characters."]})
-    if not _storable(text):
-        raise ValidationError({"answer": ["Answers cannot contain null or lone surrogate characters."]})
+    text_error = _answer_error(text)
     client_id = (client_id or "").strip() or None
-    if client_id is not None and len(client_id) > 100:
-        raise ValidationError({"client_id": ["client_id has at most 100 characters."]})
-    if client_id is not None and not _storable(client_id):
-        raise ValidationError({"client_id": ["client_id cannot contain null or lone surrogate characters."]})
-    key = dedupe_key(text, all_exact=puzzle.all_exact)
+    client_id_error = _client_id_error(client_id)
+    # Step 2 reads, in the same statement, what steps 4 to 7 need: only text that passed step 3 is sent.
+    keys = (
+        (None, None) if text_error else (dedupe_key(text, all_exact=True), dedupe_key(text, all_exact=False))
+    )
+    limit = hunt.guess_limit
+    puzzle = _puzzle_for_guess(  # 2
+        team=team,
+        slug=puzzle_slug,
+        now=now,
+        keys=keys,
+        client_id=None if client_id_error else client_id,
+        limit=(now - timedelta(minutes=limit["minutes"]), limit["guesses"])
+        if limit and limit["guesses"]
+        else None,
+    )
+    if text_error:  # 3
+        raise ValidationError({"answer": [text_error]})
+    if client_id_error:
+        raise ValidationError({"client_id": [client_id_error]})
+    key = keys[0] if puzzle.all_exact else keys[1]
     if not key:
         raise ValidationError({"answer": ["Enter an answer with at least one letter or digit."]})
-    repeat = Q(puzzle=puzzle, key=key)
-    if client_id is not None:
-        repeat |= Q(client_id=client_id)
-    seen = list(Guess.objects.filter(team=team).filter(repeat))
-    for guess in seen:  # 4
-        if client_id is not None and guess.client_id == client_id:
-            return guess, False
-    for guess in seen:  # 5
-        if guess.puzzle_id == puzzle.pk and guess.key == key:
-            return guess, False
+    if puzzle.seen_by_client is not None:  # 4
+        return Guess.objects.get(pk=puzzle.seen_by_client), False
+    if puzzle.seen_by_key is not None:  # 5
+        return Guess.objects.get(pk=puzzle.seen_by_key), False
     if puzzle.solved:  # 6
         raise ValidationError("Already solved")
-    _check_guess_limit(hunt, team, puzzle, now)  # 7
+    _check_guess_limit(hunt, puzzle, now)  # 7
     answers = _answers(puzzle)  # 8
     status, response = (
         checkers.judge(answers, text) if puzzle.all_exact else _judge_inline_final(answers, text)
@@ -167,7 +274,7 @@ def submit_guess(
     )
     try:
         # No savepoint: under the team lock a duplicate cannot happen, and if it did, raising rolls back.
-        guess.save(force_insert=True)
+        hotsql.insert([guess])
     except IntegrityError as exc:
         raise Conflict("That guess was just submitted; refresh to see it.") from exc
     events = EventLog(hunt)
@@ -184,9 +291,28 @@ def submit_guess(
     return guess, True
 
 
+def _answer_error(text: str) -> str | None:
+    """Why the (stripped) answer text cannot be a guess, if it cannot."""
+    if not text:
+        return "Enter an answer."
+    if len(text) > GUESS_MAX:
+        return f"Answers have at most {GUESS_MAX} characters."
+    if not _storable(text):
+        return "Answers cannot contain null or lone surrogate characters."
+    return None
+
+
+def _client_id_error(client_id: str | None) -> str | None:
+    if client_id is not None and len(client_id) > 100:
+        return "client_id has at most 100 characters."
+    if client_id is not None and not _storable(client_id):
+        return "client_id cannot contain null or lone surrogate characters."
+    return None
+
+
 def _answers(puzzle: Puzzle) -> list[Answer]:
-    """The puzzle's answers in authoring order (its own order: Answer's default joins puzzle and round)."""
-    return list(puzzle.answers.order_by("order", "id"))
+    """The puzzle's answers in authoring order."""
+    return [hotsql.from_row(Answer, row) for row in hotsql.fetch_all(_sql("answers"), [puzzle.pk])]
 
 
 def _lock_guessing_team(team: Team, user) -> Team:
@@ -194,13 +320,15 @@ def _lock_guessing_team(team: Team, user) -> Team:
 
     Checked under the lock that leave_team also takes, so a member who just left cannot guess for the team.
     """
-    locked = Team.objects.select_for_update(no_key=True, of=("self",)).select_related("hunt")
-    locked = locked.filter(pk=team.pk)
-    if user is not None:
-        locked = locked.filter(memberships__user=user)
-    found = next(iter(locked.order_by()[:1]), None)
-    if found is None:
+    lock = hotsql.lock_rows("t")
+    if user is None:
+        row = hotsql.fetch_one(_sql("lock_team") + lock, [team.pk])
+    else:
+        row = hotsql.fetch_one(_sql("lock_member_team") + lock, [team.pk, user.pk])
+    if row is None:
         raise NotFound("You are not on a team in this hunt.")
+    found = hotsql.from_row(Team, row)
+    found.hunt = hotsql.from_row(Hunt, row, start=hotsql.width(Team))
     return found
 
 
@@ -213,8 +341,12 @@ def _judge_inline_final(answers: list[Answer], text: str) -> tuple[str | None, s
     return None, ""
 
 
-def _check_guess_limit(hunt: Hunt, team: Team, puzzle: Puzzle, now: datetime) -> None:
-    """At most `guesses` new guesses per team and puzzle in any sliding window of `minutes`."""
+def _check_guess_limit(hunt: Hunt, puzzle: Puzzle, now: datetime) -> None:
+    """At most `guesses` new guesses per team and puzzle in any sliding window of `minutes`.
+
+    `puzzle.nth_at` is when the team's guesses-th newest guess on it in the window was made (read with the
+    puzzle under the team's lock, _puzzle_for_guess), None when there are fewer.
+    """
     limit = hunt.guess_limit
     if limit is None:
         return
@@ -225,13 +357,8 @@ def _check_guess_limit(hunt: Hunt, team: Team, puzzle: Puzzle, now: datetime) ->
         )
     # The limit is reached while the guesses-th newest guess is in the window; a slot frees when it leaves
     # (the oldest counted guess, also when the limit was lowered and more guesses are in the window).
-    nth = list(
-        Guess.objects.filter(team=team, puzzle=puzzle, created_at__gt=now - window)
-        .order_by("-created_at")
-        .values_list("created_at", flat=True)[limit["guesses"] - 1 : limit["guesses"]]
-    )
-    if nth:
-        wait = (nth[0] + window - now).total_seconds()
+    if puzzle.nth_at is not None:
+        wait = (puzzle.nth_at + window - now).total_seconds()
         raise RateLimited(
             f"Your team has made {limit['guesses']} guesses on this puzzle in the last {limit['minutes']} "
             f"minutes; try again in {max(1, math.ceil(wait))} s.",  # the same number as retry_after

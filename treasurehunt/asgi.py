@@ -1,5 +1,6 @@
 """ASGI entry point: Django for HTTP, Channels for the live stream, the embedded clock around both."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -27,3 +28,11 @@ application = ClockMiddleware(
     ),
     tick=release_all_due,
 )
+
+# A process holding thousands of sockets keeps hundreds of thousands of objects alive, and every full
+# collection walks them all: 0.3-1 s pauses with 2,000-5,000 sockets (BENCHMARKS.md). The objects made at
+# startup are frozen out of collections, and young collections run every 10,000 allocations instead of
+# 700, so fewer short-lived objects survive into the old generation and full collections come rarely.
+gc.collect()
+gc.freeze()
+gc.set_threshold(10_000, 10, 10)

@@ -91,6 +91,8 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
     # The pool is set in code: a ?pool= in the URL would arrive as a string.
     _db["CONN_MAX_AGE"] = 0
     _db["CONN_HEALTH_CHECKS"] = True
+    if env.bool("DB_PREPARE", default=True):
+        _db.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=2)
     _db.setdefault("OPTIONS", {})["pool"] = {
         "min_size": 2,
         "max_size": env.int("DB_POOL_MAX", default=8),
@@ -126,7 +128,7 @@ if REDIS_URL:
     }
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "treasurehunt.layers.PubSubChannelLayer",  # channels_redis pub/sub, sliced fan-out
             "CONFIG": {"hosts": [_redis_db_url(REDIS_URL, 0)], "prefix": LAYER_PREFIX},
         }
     }

@@ -12,3 +12,29 @@ def browser(monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with chromium() as browser:
         yield browser
+
+
+@pytest.fixture
+def fresh_presence():
+    """Presence remembers this process's sockets and team checks: start and end as a fresh process."""
+    from hunts import presence
+
+    presence._local.clear()
+    presence._checked_at.clear()
+    yield
+    presence._local.clear()
+    presence._checked_at.clear()
+
+
+@pytest.fixture
+def presence_sent(monkeypatch):
+    """The presence frames sent, as (team id, online list), instead of sending them."""
+    from hunts import presence
+
+    frames = []
+
+    def send_ephemeral(*, group, frame):
+        frames.append((int(group.split(".")[1]), frame["online"]))
+
+    monkeypatch.setattr(presence, "send_ephemeral", send_ephemeral)
+    return frames

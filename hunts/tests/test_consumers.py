@@ -750,3 +750,48 @@ async def test_leaderboard_update_is_pushed_by_the_clock_once_per_change(world, 
     cache.set(leaderboard_dirty_key(world.hunt.pk), 1)
     await database_sync_to_async(puzzle_services.release_all_due)()
     assert not [f for f in await drain(cat) if f["type"] == "leaderboard.updated"]
+
+
+# --- Pings in batches (hunts/pings.py) ------------------------------------------------------
+
+
+async def test_concurrent_pings_answer_each_socket_with_its_own_teams_heads(world, sockets):
+    ann = await connected(sockets, "ann", world)
+    cat = await connected(sockets, "cat", world)
+    staff = await connected(sockets, "sam", world)
+    cache.set_many(
+        {
+            head_key("hunt", world.hunt.pk): 5,
+            head_key("team", world.alpha.pk): 3,
+            head_key("team", world.bravo.pk): 8,
+        }
+    )
+
+    for socket in (ann, cat, staff):
+        await socket.send_json_to({"type": "ping"})
+    pongs = [await receive_until(socket, "pong") for socket in (ann, cat, staff)]
+
+    assert pongs == [
+        {"type": "pong", "team_seq": 3, "hunt_seq": 5},
+        {"type": "pong", "team_seq": 8, "hunt_seq": 5},
+        {"type": "pong", "team_seq": None, "hunt_seq": 5},
+    ]
+
+
+async def test_a_ping_failing_in_the_cache_answers_server_error_and_keeps_the_socket(
+    world, sockets, monkeypatch
+):
+    ann = await connected(sockets, "ann", world)
+    real_cached_heads = consumers.pings.cached_heads
+
+    async def unreachable(**kwargs):
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(consumers.pings, "cached_heads", unreachable)
+    await ann.send_json_to({"type": "ping"})
+    error = await receive(ann)
+    monkeypatch.setattr(consumers.pings, "cached_heads", real_cached_heads)
+    await ann.send_json_to({"type": "ping"})
+
+    assert error["type"] == "error" and error["code"] == "server_error"
+    assert (await receive(ann))["type"] == "pong"

@@ -444,9 +444,9 @@ def test_a_correct_guess_request_runs_a_constant_number_of_queries(
     assert response.status_code == 201 and response.json()["status"] == "correct"
 
 
-# token, hunt, team; submit_guess: savepoint, team lock, puzzle, repeats, guess limit, answers, guess insert,
-# solve insert, unlock rules, treasures due, events, team update, release; then the re-read of the guess.
-GUESS_POST_QUERIES = 17
+# token, hunt, team; submit_guess: savepoint, team lock, puzzle (+ repeats, guess limit), answers, guess
+# insert, solve insert, unlock rules, treasures due, events, team update, release; the re-read of the guess.
+GUESS_POST_QUERIES = 15
 
 
 @pytest.mark.parametrize("teams", [2, 12])

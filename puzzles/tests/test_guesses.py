@@ -489,10 +489,10 @@ def test_committed_guess_pushes_its_events_to_the_team_and_staff(
 
 # --- query budget -------------------------------------------------------------------------
 
-# SAVEPOINT, team lock, puzzle (+ solved), repeats, guess count, answers, INSERT guess, INSERT solve,
-# locked rules, their prerequisites, the team's solves, INSERT unlock, unlocked puzzles for the
-# events, treasures now due, INSERT events, one UPDATE of the team, RELEASE SAVEPOINT.
-CORRECT_GUESS_QUERIES = 17
+# SAVEPOINT, team lock (+ hunt, membership), puzzle (+ solved, repeats, the limit's n-th guess), answers,
+# INSERT guess, INSERT solve, locked rules, their prerequisites, the team's solves, INSERT unlock, unlocked
+# puzzles for the events, treasures now due, INSERT events, one UPDATE of the team, RELEASE SAVEPOINT.
+CORRECT_GUESS_QUERIES = 15
 
 
 def _team_with_a_puzzle_that_unlocks_another(factories, hunt):
@@ -526,6 +526,26 @@ def test_correct_guess_costs_a_constant_number_of_queries(django_assert_num_quer
     with django_assert_num_queries(CORRECT_GUESS_QUERIES):
         submit_guess(team=team, user=None, puzzle_slug=first.slug, text="answer")
     assert second in Puzzle.objects.unlocked_for(team)
+
+
+# SAVEPOINT, team lock (+ hunt, membership), puzzle (+ solved, repeats, the limit's n-th guess), answers,
+# INSERT guess, INSERT event, UPDATE of the team's head, RELEASE SAVEPOINT: the most common guess of all.
+WRONG_GUESS_QUERIES = 8
+
+
+def test_wrong_guess_costs_a_constant_number_of_queries(django_assert_num_queries, factories, hunt):
+    hunt.guess_limit_guesses = 20
+    hunt.save()
+    team, first, _ = _team_with_a_puzzle_that_unlocks_another(factories, hunt)
+    user = factories.MembershipFactory(team=team).user
+    with django_assert_num_queries(WRONG_GUESS_QUERIES):
+        guess, created = submit_guess(
+            team=team, user=user, puzzle_slug=first.slug, text="wrong", client_id="c1"
+        )
+    assert created and guess.status == Guess.Status.INCORRECT
+    Guess.objects.bulk_create(Guess(team=team, puzzle=first, text=f"g{n}", key=f"g{n}") for n in range(10))
+    with django_assert_num_queries(WRONG_GUESS_QUERIES):
+        submit_guess(team=team, user=user, puzzle_slug=first.slug, text="wrong again", client_id="c2")
 
 
 # Real commits: an eager task's own transaction commits (and pushes) inside the outer on-commit callback.

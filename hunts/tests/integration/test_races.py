@@ -27,6 +27,7 @@ from puzzles.models import Answer, Hint, HintUnlock, Puzzle, Solve, Unlock
 from testing import factories
 from testing.live import LiveClient, make_world
 from testing.processes import Stack
+from treasurehunt import hotsql
 
 from . import base_url, unguarded_daphne
 
@@ -242,6 +243,7 @@ def at_once(calls: list[Callable[[], object]]) -> list[str]:
 def without_locks(monkeypatch):
     """Row locks off in this process: every lock helper (and the guess path's own lock) becomes a no-op."""
     monkeypatch.setattr(QuerySet, "select_for_update", lambda self, *args, **kwargs: self)
+    monkeypatch.setattr(hotsql, "ROW_LOCKS", False)
 
 
 @pytest.fixture

@@ -1,0 +1,205 @@
+"""CPU per operation of the live stream's hot paths, in one process: what a fix saves, without the load.
+
+    .venv/bin/python -m bench.micro [--ops 300] [--profile connect|guess|ping]
+
+Runs the app's ASGI application in-process (channels' WebsocketCommunicator) against PostgreSQL and
+Redis with the production settings: a fresh database `th_micro` (from BENCH_DATABASE_URL, default the
+machine's PostgreSQL) and Redis databases 4 and 5. For each operation it reports this process's CPU
+(time.process_time: Python, not PostgreSQL or Redis) and wall time per operation:
+
+- connect: open a socket and read its hello (token auth, membership, groups, heads, presence);
+- guess: a wrong `guess.submit` over an open socket until its `guess.judged` (the 3 teammates offline);
+- ping: a `ping` until its `pong`.
+
+Figures vary by a few percent from run to run; BENCHMARKS.md quotes them before and after each fix.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+
+DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/th_micro"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/4"
+
+
+def setup_environment() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "treasurehunt.settings")
+    os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE)
+    os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS)
+    os.environ.setdefault("DJANGO_DEBUG", "0")
+    os.environ.setdefault("DJANGO_SECRET_KEY", "micro-bench-secret-key-" + "x" * 40)
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+
+def prepare(players: int) -> dict:
+    from bench.run import recreate_database
+
+    recreate_database(os.environ["DATABASE_URL"])
+    import django
+
+    django.setup()
+    from django.core.cache import cache
+    from django.core.management import call_command
+
+    from bench.setup_hunt import create_hunt
+
+    call_command("migrate", verbosity=0)
+    cache.clear()
+    import redis
+
+    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+    return create_hunt(players=players, puzzles=20, judged_puzzles=0)
+
+
+async def communicator(app, hunt: dict, player: dict):
+    from channels.testing import WebsocketCommunicator
+
+    comm = WebsocketCommunicator(
+        app, f"/ws/hunts/{hunt['slug']}/", headers=[(b"authorization", f"Token {player['token']}".encode())]
+    )
+    connected, _ = await comm.connect(timeout=10)
+    assert connected
+    hello = await comm.receive_json_from(timeout=10)
+    assert hello["type"] == "hello", hello
+    return comm
+
+
+async def drain(comm, until: str, *, frame_id: str | None = None, timeout: float = 10) -> dict:
+    while True:
+        frame = await comm.receive_json_from(timeout=timeout)
+        if frame["type"] == "error":
+            raise RuntimeError(frame)
+        if frame["type"] == until and (frame_id is None or frame.get("id", frame_id) == frame_id):
+            return frame
+
+
+class Timer:
+    def __init__(self):
+        self.cpu = self.wall = 0.0
+
+    def __enter__(self):
+        self._cpu, self._wall = time.process_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.cpu += time.process_time() - self._cpu
+        self.wall += time.perf_counter() - self._wall
+
+
+async def measure(hunt: dict, ops: int, profile: str | None) -> dict:
+    from treasurehunt.asgi import application as app
+
+    players = [team[0] for team in hunt["teams"]]
+    results = {}
+    profiler = None
+    if profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(async_mode="enabled", interval=0.0005)
+
+    # Warm up: imports, pools, statement caches.
+    warm = [await communicator(app, hunt, p) for p in players[-5:]]
+    for comm in warm:
+        await comm.send_json_to({"type": "ping"})
+        await drain(comm, "pong")
+        await comm.disconnect()
+
+    timer = Timer()
+    socks = []
+    if profile == "connect":
+        profiler.start()
+    with timer:
+        for player in players[:ops]:
+            socks.append(await communicator(app, hunt, player))
+    if profile == "connect":
+        profiler.stop()
+    results["connect"] = {"cpu_ms": 1000 * timer.cpu / ops, "wall_ms": 1000 * timer.wall / ops}
+
+    for comm in socks:  # presence frames of the connects
+        while not await comm.receive_nothing(timeout=0.001):
+            await comm.receive_from()
+
+    timer = Timer()
+    if profile == "guess":
+        profiler.start()
+    with timer:
+        for n, comm in enumerate(socks):
+            frame_id = f"g{n}"
+            await comm.send_json_to(
+                {"type": "guess.submit", "puzzle": "p0", "answer": f"wrong {n}", "id": frame_id}
+            )
+            await drain(comm, "guess.judged")
+    if profile == "guess":
+        profiler.stop()
+    results["guess"] = {"cpu_ms": 1000 * timer.cpu / ops, "wall_ms": 1000 * timer.wall / ops}
+
+    timer = Timer()
+    if profile == "ping":
+        profiler.start()
+    with timer:
+        for comm in socks:
+            await comm.send_json_to({"type": "ping"})
+            await drain(comm, "pong")
+    if profile == "ping":
+        profiler.stop()
+    results["ping"] = {"cpu_ms": 1000 * timer.cpu / ops, "wall_ms": 1000 * timer.wall / ops}
+
+    for comm in socks:
+        await comm.disconnect()
+    if profiler is not None:
+        print(profiler.output_text(unicode=False, color=False, show_all=False), file=sys.stderr)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", type=int, default=300, help="operations of each kind (<= players / 4)")
+    parser.add_argument("--profile", choices=["connect", "guess", "ping"])
+    parser.add_argument("--concurrent-pings", action="store_true", help="only ping bursts (ping_burst_*)")
+    args = parser.parse_args(argv)
+    setup_environment()
+    hunt = prepare(players=4 * args.ops + 40)
+    measuring = measure_ping_bursts if args.concurrent_pings else measure
+    best = asyncio.run(measuring(hunt, args.ops, args.profile))
+    print(json.dumps({op: {k: round(v, 3) for k, v in f.items()} for op, f in best.items()}))
+    for op, figures in best.items():
+        print(f"{op:8} cpu {figures['cpu_ms']:7.3f} ms/op   wall {figures['wall_ms']:7.3f} ms/op")
+
+
+async def measure_ping_bursts(hunt: dict, ops: int, profile: str | None) -> dict:
+    """Every socket pings at once, as thousands of clients on one process do: what batching pings saves.
+
+    ping_burst_N: `ops` sockets, N rounds of one ping each (all sent, then every pong read); per ping.
+    """
+    from treasurehunt.asgi import application as app
+
+    socks = [await communicator(app, hunt, team[0]) for team in hunt["teams"][:ops]]
+    for comm in socks:  # presence frames of the connects
+        while not await comm.receive_nothing(timeout=0.001):
+            await comm.receive_from()
+    profiler = None
+    if profile == "ping":
+        from pyinstrument import Profiler
+
+        profiler = Profiler(async_mode="enabled", interval=0.0005)
+        profiler.start()
+    rounds, timer = 5, Timer()
+    with timer:
+        for _ in range(rounds):
+            for comm in socks:
+                await comm.send_json_to({"type": "ping"})
+            await asyncio.gather(*(drain(comm, "pong") for comm in socks))
+    if profiler is not None:
+        profiler.stop()
+        print(profiler.output_text(unicode=False, color=False, show_all=False), file=sys.stderr)
+    for comm in socks:
+        await comm.disconnect()
+    n = rounds * len(socks)
+    return {f"ping_burst_{rounds}": {"cpu_ms": 1000 * timer.cpu / n, "wall_ms": 1000 * timer.wall / n}}
+
+
+if __name__ == "__main__":
+    main()

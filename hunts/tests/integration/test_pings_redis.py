@@ -1,0 +1,135 @@
+"""Pings on the Redis cache (hunts/pings.py): batched pongs, one pipeline, failures; presence round trips.
+
+The presence rules themselves run on Redis too: hunts/tests/test_presence.py in this tier.
+"""
+
+import asyncio
+
+import pytest
+import redis
+from django.core.cache import cache
+
+from hunts import pings, presence
+from hunts.events import head_key
+from hunts.rediscache import redis_cache
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_presence")]
+
+HUNT, ALPHA, BRAVO = 7, 1, 2
+
+
+@pytest.fixture
+def trips(monkeypatch):
+    """Round trips to Redis: pipelines executed and lone commands, and the batches served."""
+    counted = {"pipelines": 0, "commands": [], "batches": []}
+    real_execute, real_command = redis.client.Pipeline.execute, redis.Redis.execute_command
+    real_serve = pings.serve_batch
+
+    def execute(self, *args, **kwargs):
+        counted["pipelines"] += 1
+        return real_execute(self, *args, **kwargs)
+
+    def command(self, *args, **kwargs):
+        counted["commands"].append(args[0])
+        return real_command(self, *args, **kwargs)
+
+    def serve(batch):
+        counted["batches"].append(len(batch))
+        return real_serve(batch)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+    monkeypatch.setattr(redis.Redis, "execute_command", command)
+    monkeypatch.setattr(pings, "serve_batch", serve)
+    return counted
+
+
+def sockets_of(team_id: int, count: int) -> list[dict]:
+    return [
+        {"hunt_id": HUNT, "team_id": team_id, "conn": f"{team_id}-{n}", "username": f"u{team_id}-{n % 3}"}
+        for n in range(count)
+    ]
+
+
+def test_the_cache_is_redis_here():
+    assert redis_cache() is not None
+
+
+async def test_fifty_concurrent_pings_share_one_pipeline_and_get_their_own_teams_heads(presence_sent, trips):
+    cache.set_many({head_key("hunt", HUNT): 5, head_key("team", ALPHA): 3, head_key("team", BRAVO): 8})
+    alpha, bravo = sockets_of(ALPHA, 25), sockets_of(BRAVO, 24)
+    for socket in alpha + bravo:
+        presence.join(team_id=socket["team_id"], conn=socket["conn"], username=socket["username"])
+    staff = {"hunt_id": HUNT, "team_id": None, "conn": "staff-1", "username": "sam"}
+    trips["pipelines"], trips["commands"] = 0, []
+
+    pongs = await asyncio.gather(*(pings.cached_heads(**socket) for socket in alpha + bravo + [staff]))
+
+    assert trips["batches"] == [50]
+    assert trips["pipelines"] == 1
+    assert trips["commands"] == []  # keys alive, team checks not due: nothing but the pipeline
+    assert pongs == [{"team_seq": 3, "hunt_seq": 5}] * 25 + [{"team_seq": 8, "hunt_seq": 5}] * 24 + [
+        {"team_seq": None, "hunt_seq": 5}
+    ]
+
+
+async def test_a_full_queue_goes_at_once_and_unknown_heads_are_null(presence_sent, trips, monkeypatch):
+    monkeypatch.setattr(pings, "PING_WINDOW", 60)
+    monkeypatch.setattr(pings, "PING_BATCH", 10)
+
+    pongs = await asyncio.wait_for(
+        asyncio.gather(*(pings.cached_heads(**socket) for socket in sockets_of(ALPHA, 10))), timeout=5
+    )
+
+    assert trips["batches"] == [10]
+    assert pongs == [{"team_seq": None, "hunt_seq": None}] * 10
+
+
+async def test_pings_keep_presence_alive_and_repair_a_flushed_cache(presence_sent):
+    socket = sockets_of(ALPHA, 1)[0]
+    presence.join(team_id=ALPHA, conn=socket["conn"], username=socket["username"])
+    backend = redis_cache()
+    key = backend.make_and_validate_key(presence.conn_key(socket["conn"]))
+    client = backend._cache.get_client(write=True)
+    client.expire(key, 5)
+
+    await pings.cached_heads(**socket)
+    assert client.ttl(key) > 5
+    cache.clear()
+    presence_sent.clear()
+    await pings.cached_heads(**socket)
+
+    assert cache.get(presence.conn_key(socket["conn"])) == socket["username"]
+    assert presence_sent == [(ALPHA, [socket["username"]])]
+
+
+async def test_a_failed_batch_fails_each_of_its_pings_and_the_next_batch_works(presence_sent, monkeypatch):
+    real_execute = redis.client.Pipeline.execute
+    failures = iter([redis.ConnectionError("Redis is down")])
+
+    def execute(self, *args, **kwargs):
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real_execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+    cache.set(head_key("hunt", HUNT), 5)
+
+    failed = await asyncio.gather(
+        *(pings.cached_heads(**socket) for socket in sockets_of(ALPHA, 3)), return_exceptions=True
+    )
+    again = await pings.cached_heads(**sockets_of(ALPHA, 1)[0])
+
+    assert [type(result) for result in failed] == [redis.ConnectionError] * 3
+    assert again == {"team_seq": None, "hunt_seq": 5}
+
+
+def test_a_check_is_one_round_trip(presence_sent, trips):
+    presence.join(team_id=ALPHA, conn="a-1", username="ann")
+    trips["commands"] = []
+
+    presence.join(team_id=ALPHA, conn="b-1", username="bob")
+    presence.leave(team_id=ALPHA, conn="b-1")
+
+    assert trips["commands"] == ["EVALSHA", "EVALSHA"]
+    assert presence_sent == [(ALPHA, ["ann"]), (ALPHA, ["ann", "bob"]), (ALPHA, ["ann"])]

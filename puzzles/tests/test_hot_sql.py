@@ -1,0 +1,158 @@
+"""The guess path's reads are written out in SQL (puzzles/services.py, _hot_sql): each must return what the
+queryset it mirrors returns. Runs on SQLite in the fast tier and on PostgreSQL in the integration tier.
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from hunts.errors import NotFound
+from puzzles import services
+from puzzles.models import Guess, Puzzle, Solve, Unlock
+from testing import factories
+
+CASES = [
+    "free",
+    "free-relocked",
+    "ruled-open",
+    "ruled-closed",
+    "ruled-relocked",
+    "solved",
+    "elsewhere",
+    "unknown",
+]
+
+
+def build_world():
+    now = timezone.now()
+    hunt = factories.HuntFactory(starts_at=now - timedelta(hours=1))
+    team = factories.MembershipFactory(team__hunt=hunt).team
+    other = factories.MembershipFactory(team__hunt=hunt).team
+    puzzles = {
+        slug: factories.PuzzleFactory(hunt=hunt, slug=slug, has_rules=slug.startswith("ruled"))
+        for slug in ("free", "free-relocked", "ruled-open", "ruled-closed", "ruled-relocked", "solved")
+    }
+    factories.PuzzleFactory(slug="elsewhere")  # another hunt's puzzle
+    Unlock.objects.create(team=team, puzzle=puzzles["free-relocked"], locked=True)
+    Unlock.objects.create(team=team, puzzle=puzzles["ruled-open"])
+    Unlock.objects.create(team=team, puzzle=puzzles["ruled-relocked"], locked=True)
+    Unlock.objects.create(team=other, puzzle=puzzles["ruled-closed"])  # the other team's row
+    Solve.objects.create(team=team, puzzle=puzzles["solved"], solved_at=now, points=10)
+    Solve.objects.create(team=other, puzzle=puzzles["free"], solved_at=now, points=10)
+    return hunt, team, puzzles
+
+
+def check_unlocked_puzzle_matches_unlocked_for():
+    hunt, team, _ = build_world()
+    for now in (timezone.now(), hunt.starts_at - timedelta(minutes=1)):
+        for slug in CASES:
+            expected = Puzzle.objects.unlocked_for(team, now=now).filter(slug=slug).first()
+            try:
+                found = services.unlocked_puzzle(team=team, slug=slug, now=now)
+            except NotFound:
+                found = None
+            assert (found and found.pk) == (expected and expected.pk), (slug, now)
+            if found:
+                assert bool(found.solved) == Solve.objects.filter(team=team, puzzle=found).exists(), slug
+
+
+def check_seen_and_recent_guesses_match_their_querysets():
+    hunt, team, puzzles = build_world()
+    puzzle, now = puzzles["free"], timezone.now()
+    for n, (key, client_id) in enumerate([("a", "c1"), ("b", None), ("c", "c3"), ("d", None)]):
+        Guess.objects.create(
+            team=team,
+            puzzle=puzzle,
+            text=key,
+            key=key,
+            client_id=client_id,
+            created_at=now - timedelta(minutes=n),
+        )
+    Guess.objects.create(
+        team=team, puzzle=puzzles["solved"], text="a", key="a", client_id="c9", created_at=now
+    )
+    for key, client_id in [("a", None), ("a", "c3"), ("z", "c9"), ("z", None), ("b", "nope")]:
+        by_key = Guess.objects.filter(team=team, puzzle=puzzle, key=key).first()
+        by_client = Guess.objects.filter(team=team, client_id=client_id).first() if client_id else None
+        for all_exact in (True, False):
+            puzzle.all_exact = all_exact
+            puzzle.save()
+            keys = (key, "nothing") if all_exact else ("nothing", key)
+            found = services._puzzle_for_guess(
+                team=team, slug="free", now=now, keys=keys, client_id=client_id
+            )
+            assert found.seen_by_key == (by_key and by_key.pk), (key, all_exact)
+            assert found.seen_by_client == (by_client and by_client.pk), client_id
+    since = now - timedelta(minutes=2, seconds=30)
+    for n in (1, 2, 3, 4):
+        expected = list(
+            Guess.objects.filter(team=team, puzzle=puzzle, created_at__gt=since)
+            .order_by("-created_at")
+            .values_list("created_at", flat=True)[n - 1 : n]
+        )
+        found = services._puzzle_for_guess(team=team, slug="free", now=now, limit=(since, n))
+        assert found.nth_at == (expected[0] if expected else None), n
+    assert services._puzzle_for_guess(team=team, slug="free", now=now).nth_at is None
+
+
+def check_the_guessing_team_lock_reads_team_and_hunt():
+    hunt, team, _ = build_world()
+    member = team.memberships.get().user
+    stranger = factories.UserFactory()
+    found = services._lock_guessing_team(team, member)
+    assert (found.pk, found.name, found.event_seq, found.score) == (
+        team.pk,
+        team.name,
+        team.event_seq,
+        team.score,
+    )
+    assert (found.hunt.pk, found.hunt.starts_at, found.hunt.guess_limit) == (
+        hunt.pk,
+        hunt.starts_at,
+        hunt.guess_limit,
+    )
+    assert services._lock_guessing_team(team, None).pk == team.pk
+    with pytest.raises(NotFound):
+        services._lock_guessing_team(team, stranger)
+
+
+def check_answers_come_in_authoring_order():
+    puzzle = factories.PuzzleFactory()
+    for order, value in [(2, "C"), (0, "A"), (1, "B"), (1, "B2")]:
+        factories.AnswerFactory(puzzle=puzzle, order=order, parameters={"value": value})
+    factories.AnswerFactory(parameters={"value": "other puzzle"})
+    answers = services._answers(puzzle)
+    assert [a.pk for a in answers] == list(
+        puzzle.answers.order_by("order", "id").values_list("pk", flat=True)
+    )
+    assert [a.parameters["value"] for a in answers] == ["A", "B", "B2", "C"]
+
+
+@pytest.mark.django_db
+def test_unlocked_puzzle_matches_unlocked_for():
+    check_unlocked_puzzle_matches_unlocked_for()
+
+
+@pytest.mark.django_db
+def test_seen_and_recent_guesses_match_their_querysets():
+    check_seen_and_recent_guesses_match_their_querysets()
+
+
+@pytest.mark.django_db
+def test_answers_come_in_authoring_order():
+    check_answers_come_in_authoring_order()
+
+
+@pytest.mark.django_db
+def test_the_guessing_team_lock_reads_team_and_hunt():
+    check_the_guessing_team_lock_reads_team_and_hunt()
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+def test_the_written_out_sql_matches_its_querysets_on_postgresql():
+    check_unlocked_puzzle_matches_unlocked_for()
+    check_seen_and_recent_guesses_match_their_querysets()
+    check_answers_come_in_authoring_order()
+    check_the_guessing_team_lock_reads_team_and_hunt()

@@ -1,0 +1,162 @@
+"""Statements of the hottest paths (every guess of every player), written out once per process.
+
+Django builds and compiles an ORM query in 0.3-2 ms of CPU; the same statement written out and run
+through the cursor costs 0.05-0.2 ms (BENCHMARKS.md, "Fixes"). Statements are built from model
+metadata (table and column names, field conversions), so a renamed column cannot drift. Each caller
+names the queryset its statement mirrors, and tests pin the two to the same results.
+
+Works on PostgreSQL and SQLite (the embedded default). Row locks are PostgreSQL's FOR NO KEY UPDATE;
+SQLite serializes writers with IMMEDIATE transactions instead, as Django's select_for_update does there.
+"""
+
+import functools
+
+from django.db import connection, models
+
+# The race tests' twins start a daphne with every row lock removed, to show what the locks guard
+# (hunts/tests/integration/unguarded_daphne.py turns this off along with QuerySet.select_for_update).
+ROW_LOCKS = True
+
+
+def quote(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def table(model: type[models.Model]) -> str:
+    return quote(model._meta.db_table)
+
+
+def col(model: type[models.Model], name: str) -> str:
+    return quote(model._meta.get_field(name).column)
+
+
+def fields(model: type[models.Model], skip: tuple[str, ...] = ()) -> list[models.Field]:
+    return [f for f in model._meta.concrete_fields if f.name not in skip]
+
+
+def columns(model: type[models.Model], alias: str = "", skip: tuple[str, ...] = ()) -> str:
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(f"{prefix}{quote(f.column)}" for f in fields(model, skip))
+
+
+def lock_rows(alias: str) -> str:
+    """The clause locking the selected rows of `alias` against writers, where the database has one."""
+    if not ROW_LOCKS or not connection.features.has_select_for_update:
+        return ""
+    return f" FOR NO KEY UPDATE OF {alias}"
+
+
+def fetch_one(sql: str, params: list) -> tuple | None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def fetch_all(sql: str, params: list) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def from_row(model: type[models.Model], row: tuple, start: int = 0, skip: tuple[str, ...] = ()):
+    """A model instance from `row[start:]`, laid out as `columns(model, skip=skip)` (`skip`: deferred)."""
+    names = _attnames(model, skip)
+    values = row[start : start + len(names)]
+    converters = _converters(model, skip, connection.vendor)
+    if converters:
+        values = list(values)
+        for i, convert in converters:
+            values[i] = convert(values[i], None, connection)
+    return model.from_db(connection.alias, names, values)
+
+
+@functools.cache
+def _attnames(model, skip) -> list[str]:
+    return [f.attname for f in fields(model, skip)]
+
+
+@functools.cache
+def _converters(model, skip, vendor) -> list:
+    """Field conversions of values read through a bare cursor (JSON text on SQLite, booleans, ...)."""
+    found = []
+    for i, field in enumerate(fields(model, skip)):
+        for convert in connection.ops.get_db_converters(_Column(field)) + field.get_db_converters(connection):
+            found.append((i, convert))
+    return found
+
+
+class _Column:
+    """What the backends' get_db_converters read of an expression: its output field."""
+
+    def __init__(self, field):
+        self.output_field = self.field = field
+
+
+def convert(model: type[models.Model], name: str, value):
+    """A value of this field read through a bare cursor, as the ORM would return it."""
+    if value is None:
+        return None
+    field = model._meta.get_field(name)
+    for fn in connection.ops.get_db_converters(_Column(field)) + field.get_db_converters(connection):
+        value = fn(value, None, connection)
+    return value
+
+
+def width(model: type[models.Model], skip: tuple[str, ...] = ()) -> int:
+    return len(_attnames(model, skip))
+
+
+def insert(objs: list[models.Model]) -> None:
+    """INSERT the new instances (all of one model) in one statement and set their primary keys.
+
+    What Model.save(force_insert=True) and bulk_create do, without building a query: default values,
+    pre_save (auto_now_add), and each field's conversion for the database.
+    """
+    if not objs:
+        return
+    model = type(objs[0])
+    cols = [f for f in model._meta.concrete_fields if not f.primary_key]
+    rows = []
+    for obj in objs:
+        rows.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in cols)
+    sql = _insert_sql(model, len(objs), connection.vendor)
+    pk = model._meta.pk
+    with connection.cursor() as cursor:
+        cursor.execute(sql, rows)
+        if connection.features.can_return_rows_from_bulk_insert:
+            ids = [r[0] for r in cursor.fetchall()]
+        else:  # one row: SQLite without RETURNING
+            ids = [cursor.lastrowid]
+    for obj, value in zip(objs, ids, strict=True):
+        setattr(obj, pk.attname, value)
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+@functools.cache
+def _insert_sql(model, count: int, vendor: str) -> str:
+    cols = [f for f in model._meta.concrete_fields if not f.primary_key]
+    values = "(" + ", ".join(["%s"] * len(cols)) + ")"
+    sql = f"INSERT INTO {table(model)} ({', '.join(quote(f.column) for f in cols)}) VALUES "
+    sql += ", ".join([values] * count)
+    if connection.features.can_return_rows_from_bulk_insert:
+        sql += f" RETURNING {quote(model._meta.pk.column)}"
+    elif count != 1:
+        raise ValueError("this database returns no ids of a multi-row INSERT: insert one at a time")
+    return sql
+
+
+def update(obj: models.Model, names: list[str]) -> None:
+    """UPDATE these fields of one row from the instance's values (Model.save(update_fields=...) without
+    signals or a query build)."""
+    model = type(obj)
+    sql = _update_sql(model, tuple(names), connection.vendor)
+    params = [model._meta.get_field(n).get_db_prep_save(getattr(obj, n), connection) for n in names]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, obj.pk])
+
+
+@functools.cache
+def _update_sql(model, names: tuple[str, ...], vendor: str) -> str:
+    sets = ", ".join(f"{col(model, n)} = %s" for n in names)
+    return f"UPDATE {table(model)} SET {sets} WHERE {quote(model._meta.pk.column)} = %s"

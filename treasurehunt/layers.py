@@ -1,0 +1,100 @@
+"""The Redis pub/sub channel layer, handing a group message to its local sockets in slices.
+
+channels_redis hands a message for a group to every local member's queue in one go. With thousands of
+sockets in the hunt group (an announcement, `leaderboard.updated`) every member's consumer becomes
+ready at once and the event loop runs them all in one pass: 2,000 sockets kept it from reading any other
+socket for about 300 ms, which is what a guess sent at that moment waited (BENCHMARKS.md, "Fixes").
+Here a message for a group of more than FANOUT_SLICE local members is handed over by a task of its own,
+one slice at a time, yielding to the loop between slices: other sockets' frames are read meanwhile, and
+the receiver goes on to the next message at once, so a team's `guess.judged` published just after an
+announcement is not held up behind its 5,000 copies. Messages to one group keep their order (one task
+per group, and smaller messages for that group wait behind it); messages to different groups, which
+no client relies on the relative order of, may overtake each other.
+"""
+
+import asyncio
+import logging
+from collections import deque
+
+from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
+
+log = logging.getLogger(__name__)
+
+FANOUT_SLICE = 100
+
+
+class SlicedShardConnection(RedisSingleShardConnection):
+    async def _do_receiving(self):
+        while True:
+            try:
+                if self._pubsub and self._pubsub.subscribed:
+                    message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+                    if message is not None:
+                        await self._deliver(message["channel"], message["data"])
+                else:
+                    await asyncio.sleep(0.1)
+            except (TimeoutError, asyncio.CancelledError, GeneratorExit):
+                raise
+            except BaseException:
+                log.exception("unexpected error in the channel layer's receiver")
+                await asyncio.sleep(1)
+
+    async def _deliver(self, name: bytes | str, data: bytes) -> None:
+        if isinstance(name, bytes):
+            name = name.decode()
+        layer = self.channel_layer
+        queue = layer.channels.get(name)
+        if queue is not None:
+            queue.put_nowait(data)
+            return
+        members = layer.groups.get(name)
+        if not members:
+            return
+        fanouts = self.__dict__.setdefault("_fanouts", {})
+        if name in fanouts:  # a large delivery to this group is under way: keep the order
+            fanouts[name].append(data)
+        elif len(members) > FANOUT_SLICE:
+            fanouts[name] = deque([data])
+            asyncio.get_running_loop().create_task(self._fan_out(name, fanouts))
+        else:
+            self._put(members, data)
+
+    def _put(self, channels, data: bytes) -> None:
+        found = self.channel_layer.channels
+        for channel in channels:
+            queue = found.get(channel)
+            if queue is not None:
+                queue.put_nowait(data)
+
+    async def _fan_out(self, name: str, fanouts: dict) -> None:
+        pending = fanouts[name]
+        try:
+            while pending:
+                data = pending.popleft()
+                members = list(self.channel_layer.groups.get(name, ()))
+                for start in range(0, len(members), FANOUT_SLICE):
+                    self._put(members[start : start + FANOUT_SLICE], data)
+                    await asyncio.sleep(0)  # the members readied so far run, and sockets are read
+        except Exception:
+            log.exception("could not deliver a message to group %s", name)
+        finally:
+            del fanouts[name]
+
+
+class SlicedLoopLayer(RedisPubSubLoopLayer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._shards = [SlicedShardConnection(shard.host, self) for shard in self._shards]
+
+
+class PubSubChannelLayer(RedisPubSubChannelLayer):
+    """RedisPubSubChannelLayer whose per-loop layers deliver group messages in slices."""
+
+    def _get_layer(self):
+        loop = asyncio.get_running_loop()
+        if loop not in self._layers:
+            import channels_redis.pubsub as pubsub
+
+            self._layers[loop] = SlicedLoopLayer(*self._args, **self._kwargs, channel_layer=self)
+            pubsub._wrap_close(self, loop)
+        return self._layers[loop]
