@@ -1,0 +1,256 @@
+"""The pub/sub channel layer's sliced group delivery (treasurehunt/layers.py).
+
+The shard connection is driven without Redis: `_deliver` reads only its loop layer's `channels` (name ->
+queue) and `groups` (group channel name -> member names), so a namespace holding the two stands in for it.
+The integration test sends through the real layer on Redis.
+"""
+
+import asyncio
+import logging
+import runpy
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from treasurehunt import layers
+from treasurehunt.layers import PubSubChannelLayer, SlicedShardConnection
+
+SLICE = 100
+BIG, SMALL = "th__group__hunt.1", "th__group__team.2"
+
+
+@pytest.fixture(autouse=True)
+def _slice(monkeypatch):
+    monkeypatch.setattr(layers, "FANOUT_SLICE", SLICE)
+
+
+@pytest.fixture
+def errors(caplog):
+    """ERROR records of the layer: the fan-out task logs what it cannot deliver instead of raising."""
+    caplog.set_level(logging.ERROR, logger="treasurehunt.layers")
+    return caplog.records
+
+
+def loop_layer(**groups: int) -> SimpleNamespace:
+    """A stand-in loop layer with `count` member channels, each with its queue, per group name."""
+    fake = SimpleNamespace(channels={}, groups={})
+    for name, count in groups.items():
+        members = {f"{name}!{n}" for n in range(count)}
+        fake.groups[name] = members
+        fake.channels.update((member, asyncio.Queue()) for member in members)
+    return fake
+
+
+def shard_for(fake: SimpleNamespace) -> SlicedShardConnection:
+    return SlicedShardConnection("redis://unused:6379/0", fake)
+
+
+def deliver_without_yielding(shard: SlicedShardConnection, name, data: bytes) -> None:
+    """Run `_deliver` to its end in one step: it must not wait on anything (the receiver goes on at once)."""
+    step = shard._deliver(name, data)
+    with pytest.raises(StopIteration):
+        step.send(None)
+
+
+def queues(fake: SimpleNamespace, group: str) -> list[asyncio.Queue]:
+    return [fake.channels[member] for member in sorted(fake.groups[group])]
+
+
+def received(queue: asyncio.Queue) -> list[bytes]:
+    found = []
+    while not queue.empty():
+        found.append(queue.get_nowait())
+    return found
+
+
+def filled(queue_list: list[asyncio.Queue]) -> int:
+    return sum(not queue.empty() for queue in queue_list)
+
+
+async def finish(shard: SlicedShardConnection) -> None:
+    """Let the fan-out tasks run until every one has ended (and removed its entry)."""
+    for _ in range(1000):
+        if not shard.__dict__.get("_fanouts"):
+            return
+        await asyncio.sleep(0)
+    pytest.fail(f"fan-outs still running: {sorted(shard._fanouts)}")
+
+
+async def test_a_message_for_a_channel_reaches_only_its_queue():
+    fake = loop_layer(**{SMALL: 3})
+    fake.channels["th.specific.abc"] = own = asyncio.Queue()
+    shard = shard_for(fake)
+
+    deliver_without_yielding(shard, b"th.specific.abc", b"judged")
+
+    assert received(own) == [b"judged"]
+    assert filled(queues(fake, SMALL)) == 0
+
+
+async def test_a_message_for_an_unknown_name_goes_nowhere():
+    fake = loop_layer(**{SMALL: 3})
+    shard = shard_for(fake)
+
+    deliver_without_yielding(shard, b"th.specific.gone", b"late")
+    deliver_without_yielding(shard, "th__group__nobody", b"late")
+
+    assert filled(list(fake.channels.values())) == 0
+
+
+async def test_a_group_of_up_to_a_slice_gets_the_message_before_any_await():
+    fake = loop_layer(**{SMALL: 3, BIG: SLICE})
+    shard = shard_for(fake)
+
+    deliver_without_yielding(shard, SMALL.encode(), b"small")
+    deliver_without_yielding(shard, BIG.encode(), b"exactly a slice")
+
+    assert [received(queue) for queue in queues(fake, SMALL)] == [[b"small"]] * 3
+    assert [received(queue) for queue in queues(fake, BIG)] == [[b"exactly a slice"]] * SLICE
+    assert not shard.__dict__.get("_fanouts")  # no task was started for them
+
+
+async def test_a_large_group_is_filled_a_slice_at_a_time_while_other_messages_go_at_once(errors):
+    fake = loop_layer(**{BIG: 350, SMALL: 1})
+    fake.channels["th.specific.own"] = own = asyncio.Queue()
+    big = queues(fake, BIG)
+    shard = shard_for(fake)
+
+    deliver_without_yielding(shard, BIG.encode(), b"announcement")
+    deliver_without_yielding(shard, SMALL.encode(), b"judged")
+    deliver_without_yielding(shard, b"th.specific.own", b"pong")
+    direct = sorted(fake.groups[BIG])[-1]
+    deliver_without_yielding(shard, direct.encode(), b"direct")
+
+    # The receiver went on before the announcement reached the big group's last slice.
+    assert received(queues(fake, SMALL)[0]) == [b"judged"]
+    assert received(own) == [b"pong"]
+    assert received(fake.channels[direct]) == [b"direct"]
+    assert filled(big) == 0
+    progress = []
+    while BIG in shard._fanouts and len(progress) < 100:
+        await asyncio.sleep(0)
+        progress.append(filled(big))
+    assert BIG not in shard._fanouts  # the task ended and removed its entry
+    steps = [after - before for before, after in zip([0, *progress], progress, strict=False)]
+    assert max(steps) <= SLICE, progress  # the loop ran between slices
+    assert sum(step > 0 for step in steps) >= 4, progress  # 350 members: four slices
+    assert [received(queue) for queue in big] == [[b"announcement"]] * 350  # each exactly once
+    assert not errors
+
+
+async def test_messages_to_one_group_arrive_in_the_order_sent():
+    fake = loop_layer(**{BIG: 350})
+    shard = shard_for(fake)
+
+    deliver_without_yielding(shard, BIG, b"A")
+    deliver_without_yielding(shard, BIG, b"B")
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert 0 < filled(queues(fake, BIG)) < 350  # A is under way
+    deliver_without_yielding(shard, BIG, b"C")
+    await finish(shard)
+
+    assert [received(queue) for queue in queues(fake, BIG)] == [[b"A", b"B", b"C"]] * 350
+
+
+async def test_a_group_that_shrinks_below_a_slice_still_waits_behind_its_delivery():
+    fake = loop_layer(**{BIG: 350})
+    shard = shard_for(fake)
+
+    deliver_without_yielding(shard, BIG, b"A")
+    await asyncio.sleep(0)
+    waiting = [member for member in sorted(fake.groups[BIG]) if fake.channels[member].empty()]
+    assert len(waiting) >= 200
+    for member in waiting[10:] + [m for m in sorted(fake.groups[BIG]) if m not in waiting]:
+        fake.groups[BIG].discard(member)
+        del fake.channels[member]
+    deliver_without_yielding(shard, BIG, b"C")  # ten members now, but A has not reached them yet
+    await finish(shard)
+
+    assert [received(fake.channels[member]) for member in waiting[:10]] == [[b"A", b"C"]] * 10
+
+
+async def test_members_leaving_mid_delivery_are_skipped_and_the_delivery_ends(errors):
+    fake = loop_layer(**{BIG: 350})
+    shard = shard_for(fake)
+    members = sorted(fake.groups[BIG])
+    deliver_without_yielding(shard, BIG, b"A")
+    deliver_without_yielding(shard, BIG, b"B")
+    await asyncio.sleep(0)
+    left = [member for member in members if fake.channels[member].empty()][:30]
+    gone = {member: fake.channels.pop(member) for member in left}
+    fake.groups[BIG].difference_update(left)
+
+    await finish(shard)
+
+    assert shard._fanouts == {}
+    assert not errors
+    assert all(queue.empty() for queue in gone.values())
+    stayed = [fake.channels[member] for member in members if member not in gone]
+    assert [received(queue) for queue in stayed] == [[b"A", b"B"]] * 320
+    deliver_without_yielding(shard, BIG, b"next")  # 320 members: a new delivery starts
+    assert BIG in shard._fanouts
+    await finish(shard)
+    assert [received(queue) for queue in stayed] == [[b"next"]] * 320
+
+
+async def test_a_group_emptied_mid_delivery_drops_its_queued_messages_quietly(errors):
+    fake = loop_layer(**{BIG: 350})
+    shard = shard_for(fake)
+    deliver_without_yielding(shard, BIG, b"A")
+    deliver_without_yielding(shard, BIG, b"B")
+    await asyncio.sleep(0)
+    for member in fake.groups.pop(BIG):
+        del fake.channels[member]
+
+    await finish(shard)
+
+    assert shard._fanouts == {}
+    assert not errors
+
+
+def test_the_settings_use_the_sliced_layer_when_redis_is_configured(monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/4")
+    evaluated = runpy.run_path(str(Path(settings.BASE_DIR) / "treasurehunt" / "settings.py"))
+
+    backend = evaluated["CHANNEL_LAYERS"]["default"]["BACKEND"]
+    assert backend == "treasurehunt.layers.PubSubChannelLayer"
+    assert import_string(backend) is PubSubChannelLayer
+
+
+@pytest.mark.integration
+async def test_group_sends_through_redis_reach_every_member_once():
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "treasurehunt.layers.PubSubChannelLayer"
+    layer = PubSubChannelLayer(hosts=[settings.REDIS_URL], prefix=f"test-{uuid.uuid4().hex}")
+    try:
+        big = [await layer.new_channel() for _ in range(250)]
+        small = await layer.new_channel()
+        for channel in big:
+            await layer.group_add("hunt", channel)
+        await layer.group_add("team", small)
+        assert all(isinstance(shard, SlicedShardConnection) for shard in layer._get_layer()._shards)
+
+        await layer.group_send("hunt", {"type": "event.forward", "n": 1})
+        await layer.group_send("team", {"type": "event.forward", "n": 2})
+        await layer.group_send("hunt", {"type": "event.forward", "n": 3})
+
+        async def two(channel):
+            return [await layer.receive(channel), await layer.receive(channel)]
+
+        got = await asyncio.wait_for(asyncio.gather(*(two(channel) for channel in big)), timeout=10)
+        assert got == [[{"type": "event.forward", "n": 1}, {"type": "event.forward", "n": 3}]] * 250
+        got = await asyncio.wait_for(layer.receive(small), timeout=10)
+        assert got == {"type": "event.forward", "n": 2}
+        # A later message to the group starts a delivery of its own once the first has ended.
+        await layer.group_send("hunt", {"type": "event.forward", "n": 4})
+        got = await asyncio.wait_for(asyncio.gather(*(layer.receive(channel) for channel in big)), timeout=10)
+        assert got == [{"type": "event.forward", "n": 4}] * 250
+        await asyncio.sleep(0.3)  # anything more would have arrived by now
+        found = layer._get_layer().channels
+        assert [found[channel].qsize() for channel in [*big, small]] == [0] * 251
+    finally:
+        await layer.flush()
