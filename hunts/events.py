@@ -223,6 +223,10 @@ def envelope(frame: dict) -> dict:
 
 
 async def _send_all(layer, messages: list[tuple[str, dict]]) -> None:
+    many = getattr(layer, "group_send_many", None)
+    if many is not None:
+        await many([(group, envelope(frame)) for group, frame in messages])
+        return
     for group, frame in messages:
         await layer.group_send(group, envelope(frame))
 
@@ -243,6 +247,7 @@ class LoopPublisher:
     """
 
     MAX_PENDING = 10_000
+    MAX_BATCH = 500  # frames per round trip
     _lock = threading.Lock()
     _by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> its publisher
 
@@ -273,7 +278,13 @@ class LoopPublisher:
     async def _drain(self) -> None:
         try:
             while self.batches:
+                # Everything waiting for the same layer goes at once, in order (one pipeline where the
+                # layer can: treasurehunt.layers); thousands of sockets connecting at once each publish
+                # a presence frame, and one round trip each would queue later frames behind them.
                 layer, messages = self.batches.popleft()
+                messages = list(messages)
+                while self.batches and self.batches[0][0] is layer and len(messages) < self.MAX_BATCH:
+                    messages.extend(self.batches.popleft()[1])
                 try:
                     async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
                         await _send_all(layer, messages)

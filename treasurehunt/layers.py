@@ -7,7 +7,9 @@ socket for about 300 ms, which is what a guess sent at that moment waited (BENCH
 Here a message for a group of more than FANOUT_SLICE local members is handed over by a task of its own,
 one slice at a time, yielding to the loop between slices: other sockets' frames are read meanwhile, and
 the receiver goes on to the next message at once, so a team's `guess.judged` published just after an
-announcement is not held up behind its 5,000 copies. Messages to one group keep their order (one task
+announcement is not held up behind its 5,000 copies. Publishing, too, takes many messages at once
+(group_send_many: one pipeline), so a connect storm's presence frames do not queue up one round trip each
+in front of an announcement. Messages to one group keep their order (one task
 per group, and smaller messages for that group wait behind it); messages to different groups, which
 no client relies on the relative order of, may overtake each other.
 """
@@ -80,15 +82,39 @@ class SlicedShardConnection(RedisSingleShardConnection):
         finally:
             del fanouts[name]
 
+    async def publish_many(self, items: list[tuple[str, bytes]]) -> None:
+        """PUBLISH each (channel, message) in order, in one round trip (a pipeline without MULTI)."""
+        async with self._lock:
+            self._ensure_redis()
+            pipeline = self._redis.pipeline(transaction=False)
+            for channel, message in items:
+                pipeline.publish(channel, message)
+            await pipeline.execute()
+
 
 class SlicedLoopLayer(RedisPubSubLoopLayer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._shards = [SlicedShardConnection(shard.host, self) for shard in self._shards]
 
+    async def group_send_many(self, messages: list[tuple[str, dict]]) -> None:
+        """group_send of each (group, message), in order per shard, one round trip per shard."""
+        by_shard: dict[SlicedShardConnection, list[tuple[str, bytes]]] = {}
+        for group, message in messages:
+            channel = self._get_group_channel_name(group)
+            by_shard.setdefault(self._get_shard(channel), []).append(
+                (channel, self.channel_layer.serialize(message))
+            )
+        for shard, items in by_shard.items():
+            await shard.publish_many(items)
+
 
 class PubSubChannelLayer(RedisPubSubChannelLayer):
     """RedisPubSubChannelLayer whose per-loop layers deliver group messages in slices."""
+
+    async def group_send_many(self, messages: list[tuple[str, dict]]) -> None:
+        """Send many group messages in one round trip per shard (hunts.events.LoopPublisher's batches)."""
+        await self._get_layer().group_send_many(messages)
 
     def _get_layer(self):
         loop = asyncio.get_running_loop()

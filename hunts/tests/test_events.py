@@ -1,5 +1,7 @@
 """The event log: gap-free seq numbers per stream, pushes after commit only, replay and heads."""
 
+import asyncio
+import json
 from datetime import timedelta
 
 import pytest
@@ -8,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from hunts import events as hunt_events
-from hunts.events import EventLog, head_key, record_heads, replay
+from hunts.events import EventLog, LoopPublisher, head_key, record_heads, replay
 from hunts.models import Event, Hunt, Team
 from hunts.services import create_team, join_team, leave_team, lock_hunt, lock_team, post_announcement
 from puzzles.normalize import exact_key
@@ -186,3 +188,26 @@ def test_hunt_lock_returns_the_current_head(hunt):
 
     assert hunt.event_seq == 0
     assert lock_hunt(hunt.pk).event_seq == 1
+
+
+async def test_the_loop_publisher_sends_what_waits_in_one_call_in_order():
+    """Batches handed over while one is being sent go together, in order (one pipeline on Redis)."""
+    calls = []
+    release = asyncio.Event()
+
+    class Layer:
+        async def group_send_many(self, messages):
+            calls.append([message["text"] for _, message in messages])
+            await release.wait()
+
+    layer = Layer()
+    publisher = LoopPublisher(asyncio.get_running_loop())
+    publisher.submit(layer, [("team.1", {"type": "a", "n": 1})])
+    await asyncio.sleep(0.01)  # the first batch is being sent
+    for n in (2, 3, 4):
+        publisher.submit(layer, [("team.1", {"type": "a", "n": n}), ("staff.1", {"type": "b", "n": n})])
+    await asyncio.sleep(0.01)
+    release.set()
+    await asyncio.sleep(0.01)
+    assert [[json.loads(text)["n"] for text in call] for call in calls] == [[1], [2, 2, 3, 3, 4, 4]]
+    assert publisher.task is None and not publisher.batches

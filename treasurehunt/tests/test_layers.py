@@ -254,3 +254,41 @@ async def test_group_sends_through_redis_reach_every_member_once():
         assert [found[channel].qsize() for channel in [*big, small]] == [0] * 251
     finally:
         await layer.flush()
+
+
+@pytest.mark.integration
+async def test_many_group_sends_go_in_one_round_trip_in_order():
+    layer = PubSubChannelLayer(hosts=[settings.REDIS_URL], prefix=f"test-{uuid.uuid4().hex}")
+    try:
+        hunt_members = [await layer.new_channel() for _ in range(3)]
+        team_member = await layer.new_channel()
+        for channel in hunt_members:
+            await layer.group_add("hunt", channel)
+        await layer.group_add("team", team_member)
+        shard = layer._get_layer()._shards[0]
+        executed = []
+        original = shard.publish_many
+
+        async def counting(items):
+            executed.append(len(items))
+            await original(items)
+
+        shard.publish_many = counting
+        await layer.group_send_many(
+            [
+                ("hunt", {"type": "event.forward", "n": n})
+                if n % 2
+                else ("team", {"type": "event.forward", "n": n})
+                for n in range(1, 7)
+            ]
+        )
+        assert executed == [6]  # one pipeline for all six (a single shard)
+
+        async def three(channel):
+            return [(await layer.receive(channel))["n"] for _ in range(3)]
+
+        got = await asyncio.wait_for(asyncio.gather(*(three(c) for c in hunt_members)), timeout=10)
+        assert got == [[1, 3, 5]] * 3
+        assert await asyncio.wait_for(three(team_member), timeout=10) == [2, 4, 6]
+    finally:
+        await layer.flush()
