@@ -43,17 +43,27 @@ class HuntScoped:
     """For views under /api/hunts/<hunt>/: the hunt as the caller may see it, and the caller's team."""
 
     @cached_property
+    def _hunt_and_team(self) -> tuple[Hunt, Team | None]:
+        return services.hunt_and_team(slug=self.kwargs["hunt"], user=self.request.user)
+
+    @cached_property
     def hunt(self) -> Hunt:
-        return services.get_hunt(slug=self.kwargs["hunt"], user=self.request.user)
+        return self._hunt_and_team[0]
 
     @cached_property
     def team(self) -> Team:
         """The caller's team; NotFound without one."""
-        return services.require_team(hunt=self.hunt, user=self.request.user)
+        team = self._hunt_and_team[1]
+        if team is None:
+            raise NotFound(services.NOT_ON_A_TEAM)
+        return team
 
     def team_or_staff(self) -> Team | None:
         """The caller's team, or None for staff without one; NotFound for anyone else without a team."""
-        return services.require_team_or_staff(hunt=self.hunt, user=self.request.user)
+        team = self._hunt_and_team[1]
+        if team is None and not getattr(self.request.user, "is_staff", False):
+            raise NotFound(services.NOT_ON_A_TEAM)
+        return team
 
     def is_schema_view(self) -> bool:
         return getattr(self, "swagger_fake_view", False)

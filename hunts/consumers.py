@@ -29,7 +29,7 @@ from .events import (
     team_group,
     user_group,
 )
-from .services import stream_access
+from .services import NOT_ON_A_TEAM, stream_access
 
 log = logging.getLogger(__name__)
 
@@ -354,7 +354,7 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
     @in_pool
     def submit(self, *, puzzle: str, answer: str, client_id: str) -> dict:
         if self.team is None:
-            raise NotFound("You are not on a team in this hunt.")
+            raise NotFound(NOT_ON_A_TEAM)
         # submit_guess checks under the team's lock that the user is still a member (no query here).
         guess, created = submit_guess(
             team=self.team, user=self.user, puzzle_slug=puzzle, text=answer, client_id=client_id

@@ -46,8 +46,25 @@ def get_hunt(*, slug: str, user) -> Hunt:
     """The hunt with this slug if the user may see it (unpublished hunts are staff-only)."""
     hunt = Hunt.objects.visible_to(user).filter(slug=slug).first()
     if hunt is None:
-        raise NotFound(f"No hunt '{slug}'.")
+        raise no_such_hunt(slug)
     return hunt
+
+
+def no_such_hunt(slug: str) -> NotFound:
+    return NotFound(f"No hunt '{slug}'.")
+
+
+NOT_ON_A_TEAM = "You are not on a team in this hunt."
+
+
+def hunt_and_team(*, slug: str, user) -> tuple[Hunt, Team | None]:
+    """get_hunt and team_of: one statement for a signed-in user (stream_access), as a request reads them."""
+    if not getattr(user, "is_authenticated", False):
+        return get_hunt(slug=slug, user=user), None
+    _, hunt, team = stream_access(hunt_slug=slug, user=user)
+    if hunt is None:
+        raise no_such_hunt(slug)
+    return hunt, team
 
 
 @functools.cache
@@ -110,7 +127,7 @@ def team_of(*, hunt: Hunt, user) -> Team | None:
 def require_team(*, hunt: Hunt, user) -> Team:
     team = team_of(hunt=hunt, user=user)
     if team is None:
-        raise NotFound("You are not on a team in this hunt.")
+        raise NotFound(NOT_ON_A_TEAM)
     return team
 
 
@@ -118,7 +135,7 @@ def require_team_or_staff(*, hunt: Hunt, user) -> Team | None:
     """The user's team; staff may go without one (None). Anyone else without a team is NotFound."""
     team = team_of(hunt=hunt, user=user)
     if team is None and not getattr(user, "is_staff", False):
-        raise NotFound("You are not on a team in this hunt.")
+        raise NotFound(NOT_ON_A_TEAM)
     return team
 
 
@@ -230,7 +247,7 @@ def leave_team(*, hunt: Hunt, user: AbstractBaseUser) -> Team:
     """Leave the user's team; an empty team stays in the database but leaves the leaderboard."""
     membership = Membership.objects.filter(hunt=hunt, user=user).first()
     if membership is None:
-        raise NotFound("You are not on a team in this hunt.")
+        raise NotFound(NOT_ON_A_TEAM)
     if hunt.state == Hunt.State.ENDED:
         # The last member leaving would take the team off the final standings.
         raise PermissionDenied(f"The hunt ended at {hunt.ends_at:%Y-%m-%d %H:%M} UTC; teams are closed.")
@@ -242,7 +259,7 @@ def end_membership(*, hunt: Hunt, user: AbstractBaseUser, membership: Membership
     team = lock_team(membership.team_id)
     deleted, _ = Membership.objects.filter(pk=membership.pk).delete()
     if not deleted:  # a concurrent leave (a double click) won while this one waited for the lock
-        raise NotFound("You are not on a team in this hunt.")
+        raise NotFound(NOT_ON_A_TEAM)
     log = EventLog(hunt)
     log.team(team, "member.left", {"user": user.get_username()})
     log.flush()

@@ -118,8 +118,10 @@ class GuessCreateView(HuntScoped, APIView):
             text=data["answer"],
             client_id=data.get("client_id"),
         )
-        # Read it again: in the embedded default the judge task has run on commit by now.
-        guess = Guess.objects.select_related("puzzle", "user").get(pk=guess.pk)
+        if not created or guess.status == Guess.Status.PENDING:
+            # Read it again: a repeat comes without its puzzle and user, and in the embedded default the
+            # judge task has run on commit by now. A guess judged inline is final as it is.
+            guess = Guess.objects.select_related("puzzle", "user").get(pk=guess.pk)
         if not created:
             code = status.HTTP_200_OK
         elif guess.status == Guess.Status.PENDING:

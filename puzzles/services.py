@@ -14,7 +14,7 @@ from django.utils import timezone
 from hunts.errors import Conflict, NotFound, RateLimited
 from hunts.events import EventLog, after_commit, mark_leaderboard_dirty, send_ephemeral, staff_group
 from hunts.models import Hunt, Membership, Team
-from hunts.services import lock_hunt, lock_team
+from hunts.services import NOT_ON_A_TEAM, lock_hunt, lock_team
 from treasurehunt import hotsql
 from treasurehunt.celery import enqueue
 
@@ -326,7 +326,7 @@ def _lock_guessing_team(team: Team, user) -> Team:
     else:
         row = hotsql.fetch_one(_sql("lock_member_team") + lock, [team.pk, user.pk])
     if row is None:
-        raise NotFound("You are not on a team in this hunt.")
+        raise NotFound(NOT_ON_A_TEAM)
     found = hotsql.from_row(Team, row)
     found.hunt = hotsql.from_row(Hunt, row, start=hotsql.width(Team))
     return found

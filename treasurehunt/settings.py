@@ -91,6 +91,8 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
     # The pool is set in code: a ?pool= in the URL would arrive as a string.
     _db["CONN_MAX_AGE"] = 0
     _db["CONN_HEALTH_CHECKS"] = True
+    # Server-side parameters and prepared statements: the guess path's statements are planned once per
+    # connection (BENCHMARKS.md, "Fixes"). Off behind a pooler in transaction mode.
     if env.bool("DB_PREPARE", default=True):
         _db.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=2)
     _db.setdefault("OPTIONS", {})["pool"] = {

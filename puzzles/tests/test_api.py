@@ -444,9 +444,22 @@ def test_a_correct_guess_request_runs_a_constant_number_of_queries(
     assert response.status_code == 201 and response.json()["status"] == "correct"
 
 
-# token, hunt, team; submit_guess: savepoint, team lock, puzzle (+ repeats, guess limit), answers, guess
-# insert, solve insert, unlock rules, treasures due, events, team update, release; the re-read of the guess.
-GUESS_POST_QUERIES = 15
+# token, hunt with the caller's team (one statement); submit_guess: savepoint, team lock, puzzle (+ repeats,
+# guess limit), answers, guess insert, solve insert, unlock rules, treasures due, events, team update,
+# release. A guess judged inline is not read again.
+GUESS_POST_QUERIES = 13
+
+
+@pytest.mark.django_db
+def test_a_wrong_guess_request_runs_ten_queries_and_its_repeat_returns_the_original(
+    client, puzzle, django_assert_num_queries
+):
+    # token, hunt with team; submit_guess's 8 (wrong guess: no solve, unlocks or treasures).
+    with django_assert_num_queries(10):
+        first = post_guess(client, "WRONG ONE")
+    assert first.status_code == 201 and first.json()["status"] == "incorrect"
+    repeat = post_guess(client, "wrong one")  # read again: the original comes back whole
+    assert repeat.status_code == 200 and repeat.json() == first.json()
 
 
 @pytest.mark.parametrize("teams", [2, 12])
@@ -468,6 +481,6 @@ def test_the_puzzles_list_runs_a_constant_number_of_queries(
 ):
     for n in range(puzzles):
         factories.PuzzleFactory(hunt=hunt, slug=f"p-{n}")
-    with django_assert_num_queries(5):  # token, hunt, team, count, page
+    with django_assert_num_queries(4):  # token, hunt with the caller's team, count, page
         response = client.get(f"{H}/puzzles/")
     assert response.json()["count"] == puzzles
