@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import transaction
 
 from treasurehunt import hotsql
 
@@ -113,12 +113,7 @@ class EventLog:
     def flush(self) -> list[Event]:
         """Write the events, the new heads and the saved team fields; push the events after commit."""
         # Written out (treasurehunt/hotsql.py): every guess flushes here.
-        if self.events:
-            if connection.features.can_return_rows_from_bulk_insert:
-                hotsql.insert(self.events)
-            else:
-                for event in self.events:
-                    hotsql.insert([event])
+        hotsql.insert(self.events)
         for team in self._teams.values():
             hotsql.update(team, sorted({"event_seq", *self._team_fields.get(team.pk, ())}))
         if self._hunt_touched:

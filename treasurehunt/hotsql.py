@@ -78,11 +78,12 @@ def _attnames(model, skip) -> list[str]:
 @functools.cache
 def _converters(model, skip, vendor) -> list:
     """Field conversions of values read through a bare cursor (JSON text on SQLite, booleans, ...)."""
-    found = []
-    for i, field in enumerate(fields(model, skip)):
-        for convert in connection.ops.get_db_converters(_Column(field)) + field.get_db_converters(connection):
-            found.append((i, convert))
-    return found
+    return [(i, fn) for i, field in enumerate(fields(model, skip)) for fn in _field_converters(field)]
+
+
+def _field_converters(field: models.Field) -> list:
+    """What the ORM applies to this field's value as the database returns it (backend's, then field's)."""
+    return connection.ops.get_db_converters(_Column(field)) + field.get_db_converters(connection)
 
 
 class _Column:
@@ -96,8 +97,7 @@ def convert(model: type[models.Model], name: str, value):
     """A value of this field read through a bare cursor, as the ORM would return it."""
     if value is None:
         return None
-    field = model._meta.get_field(name)
-    for fn in connection.ops.get_db_converters(_Column(field)) + field.get_db_converters(connection):
+    for fn in _field_converters(model._meta.get_field(name)):
         value = fn(value, None, connection)
     return value
 
@@ -107,42 +107,45 @@ def width(model: type[models.Model], skip: tuple[str, ...] = ()) -> int:
 
 
 def insert(objs: list[models.Model]) -> None:
-    """INSERT the new instances (all of one model) in one statement and set their primary keys.
+    """INSERT the new instances (all of one model) and set their primary keys: one statement, or one per row
+    on a database that returns no ids of a multi-row INSERT.
 
     What Model.save(force_insert=True) and bulk_create do, without building a query: default values,
     pre_save (auto_now_add), and each field's conversion for the database.
     """
     if not objs:
         return
+    if len(objs) > 1 and not connection.features.can_return_rows_from_bulk_insert:
+        for obj in objs:
+            insert([obj])
+        return
     model = type(objs[0])
-    cols = [f for f in model._meta.concrete_fields if not f.primary_key]
+    cols = _insert_fields(model)
     rows = []
     for obj in objs:
         rows.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in cols)
-    sql = _insert_sql(model, len(objs), connection.vendor)
-    pk = model._meta.pk
+    returning = connection.features.can_return_rows_from_bulk_insert
     with connection.cursor() as cursor:
-        cursor.execute(sql, rows)
-        if connection.features.can_return_rows_from_bulk_insert:
-            ids = [r[0] for r in cursor.fetchall()]
-        else:  # one row: SQLite without RETURNING
-            ids = [cursor.lastrowid]
+        cursor.execute(_insert_sql(model, len(objs), connection.vendor, returning), rows)
+        ids = [r[0] for r in cursor.fetchall()] if returning else [cursor.lastrowid]
     for obj, value in zip(objs, ids, strict=True):
-        setattr(obj, pk.attname, value)
+        setattr(obj, model._meta.pk.attname, value)
         obj._state.adding = False
         obj._state.db = connection.alias
 
 
 @functools.cache
-def _insert_sql(model, count: int, vendor: str) -> str:
-    cols = [f for f in model._meta.concrete_fields if not f.primary_key]
-    values = "(" + ", ".join(["%s"] * len(cols)) + ")"
-    sql = f"INSERT INTO {table(model)} ({', '.join(quote(f.column) for f in cols)}) VALUES "
+def _insert_fields(model) -> list[models.Field]:
+    return [f for f in model._meta.concrete_fields if not f.primary_key]
+
+
+@functools.cache
+def _insert_sql(model, count: int, vendor: str, returning: bool) -> str:
+    values = "(" + ", ".join(["%s"] * len(_insert_fields(model))) + ")"
+    sql = f"INSERT INTO {table(model)} ({', '.join(quote(f.column) for f in _insert_fields(model))}) VALUES "
     sql += ", ".join([values] * count)
-    if connection.features.can_return_rows_from_bulk_insert:
+    if returning:
         sql += f" RETURNING {quote(model._meta.pk.column)}"
-    elif count != 1:
-        raise ValueError("this database returns no ids of a multi-row INSERT: insert one at a time")
     return sql
 
 

@@ -156,3 +156,21 @@ def test_the_written_out_sql_matches_its_querysets_on_postgresql():
     check_seen_and_recent_guesses_match_their_querysets()
     check_answers_come_in_authoring_order()
     check_the_guessing_team_lock_reads_team_and_hunt()
+
+
+@pytest.mark.parametrize("returning", [True, False])
+@pytest.mark.django_db
+def test_insert_sets_the_ids_with_or_without_returning(monkeypatch, returning):
+    """Many rows in one INSERT where the database returns their ids, else one INSERT per row."""
+    from django.db import connection
+
+    from hunts.models import Event
+    from treasurehunt import hotsql
+
+    monkeypatch.setattr(type(connection.features), "can_return_rows_from_bulk_insert", returning)
+    team = factories.MembershipFactory().team
+    events = [Event(hunt_id=team.hunt_id, team=team, seq=n, kind="k", data={"n": n}) for n in (1, 2, 3)]
+    hotsql.insert(events)
+    assert all(e.pk is not None and not e._state.adding for e in events)
+    stored = {e.pk: (e.seq, e.data) for e in Event.objects.filter(team=team)}
+    assert stored == {e.pk: (e.seq, {"n": e.seq}) for e in events}
