@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from django.core.cache import cache
 
-from . import presence, rediscache
+from treasurehunt.cache import redis_cache
+
+from . import presence
 from .events import head_key
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ class Ping:
 async def cached_heads(*, hunt_id: int, team_id: int | None, conn: str, username: str) -> dict:
     """The heads the publisher cached (unknown: null), never the database; also keeps presence alive."""
     ping = Ping(hunt_id, team_id, conn, username)
-    if rediscache.redis_cache() is None:
+    if redis_cache() is None:
         return await sync_to_async(_serve_one, thread_sensitive=False)(ping)
     loop = asyncio.get_running_loop()
     ping.future = loop.create_future()
@@ -118,17 +120,17 @@ class Batcher:
 
 def serve_batch(batch: list[Ping]) -> list[dict]:
     """One pipeline for the batch's heads and connection keys, then presence repairs and checks when due."""
-    backend = rediscache.redis_cache()
+    backend = redis_cache()
     key = backend.make_and_validate_key
     keys = [_head_keys(ping) for ping in batch]
     heads = list({k for pair in keys for k in pair if k})
     conns = [ping for ping in batch if ping.team_id is not None]
-    pipeline = rediscache.client_of(backend).pipeline(transaction=False)
+    pipeline = backend.client().pipeline(transaction=False)
     pipeline.mget([key(k) for k in heads])
     for ping in conns:
         pipeline.expire(key(presence.conn_key(ping.conn)), presence.PRESENCE_TTL)
     values, *touched = pipeline.execute()
-    found = {k: rediscache.loads(backend, v) for k, v in zip(heads, values, strict=True) if v is not None}
+    found = {k: backend.loads(v) for k, v in zip(heads, values, strict=True) if v is not None}
     for ping, alive in zip(conns, touched, strict=True):
         try:
             presence.refresh(team_id=ping.team_id, conn=ping.conn, username=ping.username, alive=bool(alive))

@@ -25,7 +25,8 @@ import time
 
 from django.core.cache import cache
 
-from . import rediscache
+from treasurehunt.cache import redis_cache
+
 from .events import send_ephemeral, team_group
 
 PRESENCE_TTL = 30
@@ -98,7 +99,7 @@ def _check(team_id: int, *, conn: str, username: str | None) -> tuple[list[str],
         others = {c: name for c, name in _local.get(team_id, {}).items() if c != conn}
         if team_id in _local:
             _checked_at[team_id] = time.monotonic()
-    backend = rediscache.redis_cache()
+    backend = redis_cache()
     if backend is None:
         names, changed = _check_in_cache(team_id, conn=conn, username=username, others=others)
     else:
@@ -177,20 +178,15 @@ end
 return {changed and 1 or 0, names}
 """
 
-_scripts: dict[int, object] = {}  # id(client) -> its registered CHECK script
-
 
 def _check_in_redis(backend, team_id: int, *, conn: str, username: str | None, others: dict[str, str]):
-    client = rediscache.client_of(backend)
-    script = _scripts.get(id(client))
-    if script is None:
-        script = _scripts[id(client)] = client.register_script(CHECK)
+    script = backend.script(CHECK)
     key = backend.make_and_validate_key
     keys = [key(_index_key(team_id)), key(_online_key(team_id)), key(conn_key(conn))]
     if username is None:
         args = ["leave", PRESENCE_TTL, INDEX_TTL, "", ""]
     else:
-        args = ["join", PRESENCE_TTL, INDEX_TTL, username, rediscache.dumps(backend, username)]
+        args = ["join", PRESENCE_TTL, INDEX_TTL, username, backend.dumps(username)]
         for other, name in others.items():
             args += [key(conn_key(other)), name]
     changed, live = script(keys=keys, args=args)

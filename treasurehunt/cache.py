@@ -45,9 +45,30 @@ end
 
 
 class RedisCache(DjangoRedisCache):
+    """Also hands the shared client, scripts and the serializer to the hot paths that pipeline or script
+    (event heads, pings, presence): keys go through `make_and_validate_key` and values through `dumps` and
+    `loads`, so what they write `get` reads, and the reverse."""
+
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = RedisCacheClient
+
+    def client(self):
+        return self._cache.get_client(write=True)
+
+    def script(self, source: str):
+        """The Lua script registered once per client (then run by EVALSHA, loaded again if Redis lost it)."""
+        client = self.client()
+        found = _scripts.get((id(client), source))
+        if found is None:
+            found = _scripts[(id(client), source)] = client.register_script(source)
+        return found
+
+    def dumps(self, value) -> int | bytes:
+        return self._cache._serializer.dumps(value)
+
+    def loads(self, data: bytes):
+        return self._cache._serializer.loads(data)
 
     def raise_many(self, mapping: dict[str, int]) -> None:
         """Set each integer value where the cached one is missing or lower, atomically, without expiry.
@@ -57,5 +78,15 @@ class RedisCache(DjangoRedisCache):
         if not mapping:
             return
         keys = [self.make_and_validate_key(key) for key in mapping]
-        client = self._cache.get_client(write=True)
-        client.eval(RAISE_TO, len(keys), *keys, *(int(value) for value in mapping.values()))
+        self.script(RAISE_TO)(keys=keys, args=[int(value) for value in mapping.values()])
+
+
+_scripts: dict[tuple[int, str], object] = {}  # (id(client), source) -> the script registered on it
+
+
+def redis_cache() -> RedisCache | None:
+    """The default cache when it is this Redis cache, else None (the embedded default's LocMemCache)."""
+    from django.core.cache import caches
+
+    backend = caches["default"]
+    return backend if isinstance(backend, RedisCache) else None

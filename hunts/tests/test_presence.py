@@ -6,7 +6,8 @@ Each runs in both tiers: on LocMemCache (Django's cache API) and on Redis (the L
 import pytest
 from django.core.cache import cache
 
-from hunts import presence, rediscache
+from hunts import presence
+from treasurehunt.cache import redis_cache
 
 TEAM, OTHER_TEAM = 1, 2
 
@@ -14,7 +15,7 @@ TEAM, OTHER_TEAM = 1, 2
 @pytest.fixture(autouse=True, params=["locmem", pytest.param("redis", marks=pytest.mark.integration)])
 def tier_cache(request, fresh_presence):
     """Each rule on the tier's cache: LocMemCache in the fast tier, Redis (the Lua script) in integration."""
-    assert (rediscache.redis_cache() is not None) == (request.param == "redis")
+    assert (redis_cache() is not None) == (request.param == "redis")
     return request.param
 
 

@@ -11,7 +11,7 @@ from django.core.cache import cache
 
 from hunts import pings, presence
 from hunts.events import head_key
-from hunts.rediscache import redis_cache
+from treasurehunt.cache import redis_cache
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_presence")]
 
@@ -89,7 +89,7 @@ async def test_pings_keep_presence_alive_and_repair_a_flushed_cache(presence_sen
     presence.join(team_id=ALPHA, conn=socket["conn"], username=socket["username"])
     backend = redis_cache()
     key = backend.make_and_validate_key(presence.conn_key(socket["conn"]))
-    client = backend._cache.get_client(write=True)
+    client = backend.client()
     client.expire(key, 5)
 
     await pings.cached_heads(**socket)
@@ -133,3 +133,17 @@ def test_a_check_is_one_round_trip(presence_sent, trips):
 
     assert trips["commands"] == ["EVALSHA", "EVALSHA"]
     assert presence_sent == [(ALPHA, ["ann"]), (ALPHA, ["ann", "bob"]), (ALPHA, ["ann"])]
+
+
+def test_recorded_heads_only_rise_in_one_round_trip_each(trips):
+    from hunts.events import record_heads
+
+    record_heads({head_key("team", ALPHA): 5})  # registers the script
+    trips["commands"] = []
+    record_heads({head_key("team", ALPHA): 3, head_key("hunt", HUNT): 2})
+
+    assert trips["commands"] == ["EVALSHA"]
+    assert cache.get_many([head_key("team", ALPHA), head_key("hunt", HUNT)]) == {
+        head_key("team", ALPHA): 5,
+        head_key("hunt", HUNT): 2,
+    }
