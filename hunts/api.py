@@ -19,7 +19,6 @@ from rest_framework.views import APIView
 from puzzles.leaderboard import rank_of
 
 from . import selectors, services
-from .errors import NotFound
 from .models import Announcement, Event, Hunt, Team
 from .serializers import (
     RETRY_AFTER_HEADER,
@@ -53,17 +52,11 @@ class HuntScoped:
     @cached_property
     def team(self) -> Team:
         """The caller's team; NotFound without one."""
-        team = self._hunt_and_team[1]
-        if team is None:
-            raise NotFound(services.NOT_ON_A_TEAM)
-        return team
+        return services.team_required(self._hunt_and_team[1])
 
     def team_or_staff(self) -> Team | None:
         """The caller's team, or None for staff without one; NotFound for anyone else without a team."""
-        team = self._hunt_and_team[1]
-        if team is None and not getattr(self.request.user, "is_staff", False):
-            raise NotFound(services.NOT_ON_A_TEAM)
-        return team
+        return services.team_or_staff_required(self._hunt_and_team[1], self.request.user)
 
     def is_schema_view(self) -> bool:
         return getattr(self, "swagger_fake_view", False)
@@ -140,7 +133,7 @@ class HuntDetailView(APIView):
     def get(self, request, hunt):
         found = selectors.hunts_for(request.user).filter(slug=hunt).first()
         if found is None:
-            raise NotFound(f"No hunt '{hunt}'.")
+            raise services.no_such_hunt(hunt)
         return Response(HuntSerializer(found).data)
 
 

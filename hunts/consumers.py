@@ -11,7 +11,6 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
-from django.utils.functional import LazyObject
 
 from puzzles.services import guess_data, submit_guess
 
@@ -29,7 +28,7 @@ from .events import (
     team_group,
     user_group,
 )
-from .services import NOT_ON_A_TEAM, stream_access
+from .services import may_follow, stream_access, team_required
 
 log = logging.getLogger(__name__)
 
@@ -182,18 +181,13 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
         slug = self.scope["url_route"]["kwargs"]["hunt"]
         if "token_key" in self.scope:  # hunts.middleware.TokenHeaderMiddleware
             user, hunt, team = stream_access(hunt_slug=slug, token_key=self.scope["token_key"] or None)
-        else:
-            user = self.scope.get("user")
-            if user is None or not user.is_authenticated:
-                return CLOSE_UNAUTHENTICATED
-            if isinstance(user, LazyObject):
-                user = user._wrapped
-            user, hunt, team = stream_access(hunt_slug=slug, user=user)
+        else:  # the session's user (lazy): anonymous and inactive users come back as None
+            user, hunt, team = stream_access(hunt_slug=slug, user=self.scope.get("user"))
         if user is None:
             return CLOSE_UNAUTHENTICATED
         if hunt is None:
             return CLOSE_NOT_FOUND
-        if team is None and not user.is_staff:
+        if not may_follow(team, user):
             return CLOSE_FORBIDDEN
         self.user, self.hunt, self.team = user, hunt, team
         return None
@@ -353,11 +347,10 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
 
     @in_pool
     def submit(self, *, puzzle: str, answer: str, client_id: str) -> dict:
-        if self.team is None:
-            raise NotFound(NOT_ON_A_TEAM)
+        team = team_required(self.team)
         # submit_guess checks under the team's lock that the user is still a member (no query here).
         guess, created = submit_guess(
-            team=self.team, user=self.user, puzzle_slug=puzzle, text=answer, client_id=client_id
+            team=team, user=self.user, puzzle_slug=puzzle, text=answer, client_id=client_id
         )
         username = guess.user.get_username() if guess.user_id else None
         return {

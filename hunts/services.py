@@ -44,8 +44,8 @@ def lock_team(team_id: int) -> Team:
 
 def get_hunt(*, slug: str, user) -> Hunt:
     """The hunt with this slug if the user may see it (unpublished hunts are staff-only)."""
-    hunt = Hunt.objects.visible_to(user).filter(slug=slug).first()
-    if hunt is None:
+    hunt = Hunt.objects.filter(slug=slug).first()
+    if hunt is None or not hunt.is_visible_to(user):
         raise no_such_hunt(slug)
     return hunt
 
@@ -125,16 +125,29 @@ def team_of(*, hunt: Hunt, user) -> Team | None:
 
 
 def require_team(*, hunt: Hunt, user) -> Team:
-    team = team_of(hunt=hunt, user=user)
+    return team_required(team_of(hunt=hunt, user=user))
+
+
+def require_team_or_staff(*, hunt: Hunt, user) -> Team | None:
+    """The user's team; staff may go without one (None). Anyone else without a team is NotFound."""
+    return team_or_staff_required(team_of(hunt=hunt, user=user), user)
+
+
+def team_required(team: Team | None) -> Team:
+    """The team read for a caller; NotFound when they have none."""
     if team is None:
         raise NotFound(NOT_ON_A_TEAM)
     return team
 
 
-def require_team_or_staff(*, hunt: Hunt, user) -> Team | None:
-    """The user's team; staff may go without one (None). Anyone else without a team is NotFound."""
-    team = team_of(hunt=hunt, user=user)
-    if team is None and not getattr(user, "is_staff", False):
+def may_follow(team: Team | None, user) -> bool:
+    """Whether a caller may follow a hunt's play (its API views, its live stream): on a team, or staff."""
+    return team is not None or getattr(user, "is_staff", False)
+
+
+def team_or_staff_required(team: Team | None, user) -> Team | None:
+    """The team read for a caller; staff may go without one (None); anyone else without one is NotFound."""
+    if not may_follow(team, user):
         raise NotFound(NOT_ON_A_TEAM)
     return team
 
