@@ -31,6 +31,11 @@ FANOUT_SLICE = 5  # members per loop pass of a larger delivery
 
 
 class SlicedShardConnection(RedisSingleShardConnection):
+    def __init__(self, host, channel_layer):
+        super().__init__(host, channel_layer)
+        self._fanouts: dict[str, deque] = {}  # group channel -> messages waiting for its delivery task
+        self._tasks: set[asyncio.Task] = set()  # delivery tasks, referenced until done
+
     async def _do_receiving(self):
         while True:
             try:
@@ -57,12 +62,13 @@ class SlicedShardConnection(RedisSingleShardConnection):
         members = layer.groups.get(name)
         if not members:
             return
-        fanouts = self.__dict__.setdefault("_fanouts", {})
-        if name in fanouts:  # a large delivery to this group is under way: keep the order
-            fanouts[name].append(data)
+        if name in self._fanouts:  # a large delivery to this group is under way: keep the order
+            self._fanouts[name].append(data)
         elif len(members) > FANOUT_INLINE:
-            fanouts[name] = deque([data])
-            asyncio.get_running_loop().create_task(self._fan_out(name, fanouts))
+            self._fanouts[name] = deque([data])
+            task = asyncio.get_running_loop().create_task(self._fan_out(name))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         else:
             self._put(members, data)
 
@@ -73,8 +79,8 @@ class SlicedShardConnection(RedisSingleShardConnection):
             if queue is not None:
                 queue.put_nowait(data)
 
-    async def _fan_out(self, name: str, fanouts: dict) -> None:
-        pending = fanouts[name]
+    async def _fan_out(self, name: str) -> None:
+        pending = self._fanouts[name]
         try:
             while pending:
                 data = pending.popleft()
@@ -85,7 +91,7 @@ class SlicedShardConnection(RedisSingleShardConnection):
         except Exception:
             log.exception("could not deliver a message to group %s", name)
         finally:
-            del fanouts[name]
+            del self._fanouts[name]
 
     async def publish_many(self, items: list[tuple[str, bytes]]) -> None:
         """PUBLISH each (channel, message) in order, in one round trip (a pipeline without MULTI)."""

@@ -224,76 +224,82 @@ def test_the_settings_use_the_sliced_layer_when_redis_is_configured(monkeypatch)
     assert import_string(backend) is PubSubChannelLayer
 
 
+async def joined(layer, groups: dict[str, int]) -> dict[str, list[str]]:
+    """New channels of the layer joined to each group, as many as asked."""
+    members = {}
+    for group, count in groups.items():
+        members[group] = [await layer.new_channel() for _ in range(count)]
+        for channel in members[group]:
+            await layer.group_add(group, channel)
+    return members
+
+
+@pytest.fixture
+async def redis_layer():
+    """The app's layer on the test Redis, under a prefix of its own; flushed after the test."""
+    layer = PubSubChannelLayer(hosts=[settings.REDIS_URL], prefix=f"test-{uuid.uuid4().hex}")
+    yield layer
+    await layer.flush()
+
+
 @pytest.mark.integration
-async def test_group_sends_through_redis_reach_every_member_once():
+async def test_group_sends_through_redis_reach_every_member_once(redis_layer):
     assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "treasurehunt.layers.PubSubChannelLayer"
-    layer = PubSubChannelLayer(hosts=[settings.REDIS_URL], prefix=f"test-{uuid.uuid4().hex}")
-    try:
-        big = [await layer.new_channel() for _ in range(250)]
-        small = await layer.new_channel()
-        for channel in big:
-            await layer.group_add("hunt", channel)
-        await layer.group_add("team", small)
-        assert all(isinstance(shard, SlicedShardConnection) for shard in layer._get_layer()._shards)
+    layer = redis_layer
+    members = await joined(layer, {"hunt": 250, "team": 1})
+    big, (small,) = members["hunt"], members["team"]
+    assert all(isinstance(shard, SlicedShardConnection) for shard in layer._get_layer()._shards)
 
-        await layer.group_send("hunt", {"type": "event.forward", "n": 1})
-        await layer.group_send("team", {"type": "event.forward", "n": 2})
-        await layer.group_send("hunt", {"type": "event.forward", "n": 3})
+    await layer.group_send("hunt", {"type": "event.forward", "n": 1})
+    await layer.group_send("team", {"type": "event.forward", "n": 2})
+    await layer.group_send("hunt", {"type": "event.forward", "n": 3})
 
-        async def two(channel):
-            return [await layer.receive(channel), await layer.receive(channel)]
+    async def two(channel):
+        return [await layer.receive(channel), await layer.receive(channel)]
 
-        got = await asyncio.wait_for(asyncio.gather(*(two(channel) for channel in big)), timeout=10)
-        assert got == [[{"type": "event.forward", "n": 1}, {"type": "event.forward", "n": 3}]] * 250
-        got = await asyncio.wait_for(layer.receive(small), timeout=10)
-        assert got == {"type": "event.forward", "n": 2}
-        # A later message to the group starts a delivery of its own once the first has ended.
-        await layer.group_send("hunt", {"type": "event.forward", "n": 4})
-        got = await asyncio.wait_for(asyncio.gather(*(layer.receive(channel) for channel in big)), timeout=10)
-        assert got == [{"type": "event.forward", "n": 4}] * 250
-        await asyncio.sleep(0.3)  # anything more would have arrived by now
-        found = layer._get_layer().channels
-        assert [found[channel].qsize() for channel in [*big, small]] == [0] * 251
-    finally:
-        await layer.flush()
+    got = await asyncio.wait_for(asyncio.gather(*(two(channel) for channel in big)), timeout=10)
+    assert got == [[{"type": "event.forward", "n": 1}, {"type": "event.forward", "n": 3}]] * 250
+    got = await asyncio.wait_for(layer.receive(small), timeout=10)
+    assert got == {"type": "event.forward", "n": 2}
+    # A later message to the group starts a delivery of its own once the first has ended.
+    await layer.group_send("hunt", {"type": "event.forward", "n": 4})
+    got = await asyncio.wait_for(asyncio.gather(*(layer.receive(channel) for channel in big)), timeout=10)
+    assert got == [{"type": "event.forward", "n": 4}] * 250
+    await asyncio.sleep(0.3)  # anything more would have arrived by now
+    found = layer._get_layer().channels
+    assert [found[channel].qsize() for channel in [*big, small]] == [0] * 251
 
 
 @pytest.mark.integration
-async def test_many_group_sends_go_in_one_round_trip_in_order():
-    layer = PubSubChannelLayer(hosts=[settings.REDIS_URL], prefix=f"test-{uuid.uuid4().hex}")
-    try:
-        hunt_members = [await layer.new_channel() for _ in range(3)]
-        team_member = await layer.new_channel()
-        for channel in hunt_members:
-            await layer.group_add("hunt", channel)
-        await layer.group_add("team", team_member)
-        shard = layer._get_layer()._shards[0]
-        executed = []
-        original = shard.publish_many
+async def test_many_group_sends_go_in_one_round_trip_in_order(redis_layer):
+    layer = redis_layer
+    members = await joined(layer, {"hunt": 3, "team": 1})
+    hunt_members, (team_member,) = members["hunt"], members["team"]
+    shard = layer._get_layer()._shards[0]
+    executed = []
+    original = shard.publish_many
 
-        async def counting(items):
-            executed.append(len(items))
-            await original(items)
+    async def counting(items):
+        executed.append(len(items))
+        await original(items)
 
-        shard.publish_many = counting
-        await layer.group_send_many(
-            [
-                ("hunt", {"type": "event.forward", "n": n})
-                if n % 2
-                else ("team", {"type": "event.forward", "n": n})
-                for n in range(1, 7)
-            ]
-        )
-        assert executed == [6]  # one pipeline for all six (a single shard)
+    shard.publish_many = counting
+    await layer.group_send_many(
+        [
+            ("hunt", {"type": "event.forward", "n": n})
+            if n % 2
+            else ("team", {"type": "event.forward", "n": n})
+            for n in range(1, 7)
+        ]
+    )
+    assert executed == [6]  # one pipeline for all six (a single shard)
 
-        async def three(channel):
-            return [(await layer.receive(channel))["n"] for _ in range(3)]
+    async def three(channel):
+        return [(await layer.receive(channel))["n"] for _ in range(3)]
 
-        got = await asyncio.wait_for(asyncio.gather(*(three(c) for c in hunt_members)), timeout=10)
-        assert got == [[1, 3, 5]] * 3
-        assert await asyncio.wait_for(three(team_member), timeout=10) == [2, 4, 6]
-    finally:
-        await layer.flush()
+    got = await asyncio.wait_for(asyncio.gather(*(three(c) for c in hunt_members)), timeout=10)
+    assert got == [[1, 3, 5]] * 3
+    assert await asyncio.wait_for(three(team_member), timeout=10) == [2, 4, 6]
 
 
 def test_the_defaults_hand_small_groups_over_at_once_and_large_ones_in_small_slices():
