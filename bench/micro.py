@@ -77,16 +77,38 @@ async def drain(comm, until: str, *, frame_id: str | None = None, timeout: float
 
 
 class Timer:
-    def __init__(self):
-        self.cpu = self.wall = 0.0
+    """This process's CPU and wall time through the block, per operation; profiled with pyinstrument
+    (threads not followed: the sync work in the thread pool shows as waiting) when `profile` is set."""
+
+    def __init__(self, ops: int, *, profile: bool = False):
+        self.ops, self.profiler = ops, None
+        if profile:
+            from pyinstrument import Profiler
+
+            self.profiler = Profiler(async_mode="enabled", interval=0.0005)
 
     def __enter__(self):
+        if self.profiler is not None:
+            self.profiler.start()
         self._cpu, self._wall = time.process_time(), time.perf_counter()
         return self
 
     def __exit__(self, *exc):
-        self.cpu += time.process_time() - self._cpu
-        self.wall += time.perf_counter() - self._wall
+        self.cpu_ms = 1000 * (time.process_time() - self._cpu) / self.ops
+        self.wall_ms = 1000 * (time.perf_counter() - self._wall) / self.ops
+        if self.profiler is not None:
+            self.profiler.stop()
+            print(self.profiler.output_text(unicode=False, color=False, show_all=False), file=sys.stderr)
+
+    def figures(self) -> dict:
+        return {"cpu_ms": self.cpu_ms, "wall_ms": self.wall_ms}
+
+
+async def skip_pending(socks) -> None:
+    """Read off what the sockets were sent meanwhile (their connects' presence frames)."""
+    for comm in socks:
+        while not await comm.receive_nothing(timeout=0.001):
+            await comm.receive_from()
 
 
 async def measure(hunt: dict, ops: int, profile: str | None) -> dict:
@@ -94,64 +116,57 @@ async def measure(hunt: dict, ops: int, profile: str | None) -> dict:
 
     players = [team[0] for team in hunt["teams"]]
     results = {}
-    profiler = None
-    if profile:
-        from pyinstrument import Profiler
-
-        profiler = Profiler(async_mode="enabled", interval=0.0005)
 
     # Warm up: imports, pools, statement caches.
-    warm = [await communicator(app, hunt, p) for p in players[-5:]]
-    for comm in warm:
+    for player in players[-5:]:
+        comm = await communicator(app, hunt, player)
         await comm.send_json_to({"type": "ping"})
         await drain(comm, "pong")
         await comm.disconnect()
 
-    timer = Timer()
     socks = []
-    if profile == "connect":
-        profiler.start()
-    with timer:
+    with Timer(ops, profile=profile == "connect") as timer:
         for player in players[:ops]:
             socks.append(await communicator(app, hunt, player))
-    if profile == "connect":
-        profiler.stop()
-    results["connect"] = {"cpu_ms": 1000 * timer.cpu / ops, "wall_ms": 1000 * timer.wall / ops}
+    results["connect"] = timer.figures()
+    await skip_pending(socks)
 
-    for comm in socks:  # presence frames of the connects
-        while not await comm.receive_nothing(timeout=0.001):
-            await comm.receive_from()
-
-    timer = Timer()
-    if profile == "guess":
-        profiler.start()
-    with timer:
+    with Timer(ops, profile=profile == "guess") as timer:
         for n, comm in enumerate(socks):
-            frame_id = f"g{n}"
-            await comm.send_json_to(
-                {"type": "guess.submit", "puzzle": "p0", "answer": f"wrong {n}", "id": frame_id}
-            )
+            frame = {"type": "guess.submit", "puzzle": "p0", "answer": f"wrong {n}", "id": f"g{n}"}
+            await comm.send_json_to(frame)
             await drain(comm, "guess.judged")
-    if profile == "guess":
-        profiler.stop()
-    results["guess"] = {"cpu_ms": 1000 * timer.cpu / ops, "wall_ms": 1000 * timer.wall / ops}
+    results["guess"] = timer.figures()
 
-    timer = Timer()
-    if profile == "ping":
-        profiler.start()
-    with timer:
+    with Timer(ops, profile=profile == "ping") as timer:
         for comm in socks:
             await comm.send_json_to({"type": "ping"})
             await drain(comm, "pong")
-    if profile == "ping":
-        profiler.stop()
-    results["ping"] = {"cpu_ms": 1000 * timer.cpu / ops, "wall_ms": 1000 * timer.wall / ops}
+    results["ping"] = timer.figures()
 
     for comm in socks:
         await comm.disconnect()
-    if profiler is not None:
-        print(profiler.output_text(unicode=False, color=False, show_all=False), file=sys.stderr)
     return results
+
+
+async def measure_ping_bursts(hunt: dict, ops: int, profile: str | None) -> dict:
+    """Every socket pings at once, as thousands of clients on one process do: what batching pings saves.
+
+    ping_burst_N: `ops` sockets, N rounds of one ping each (all sent, then every pong read); per ping.
+    """
+    from treasurehunt.asgi import application as app
+
+    socks = [await communicator(app, hunt, team[0]) for team in hunt["teams"][:ops]]
+    await skip_pending(socks)
+    rounds = 5
+    with Timer(rounds * len(socks), profile=profile == "ping") as timer:
+        for _ in range(rounds):
+            for comm in socks:
+                await comm.send_json_to({"type": "ping"})
+            await asyncio.gather(*(drain(comm, "pong") for comm in socks))
+    for comm in socks:
+        await comm.disconnect()
+    return {f"ping_burst_{rounds}": timer.figures()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -163,42 +178,10 @@ def main(argv: list[str] | None = None) -> None:
     setup_environment()
     hunt = prepare(players=4 * args.ops + 40)
     measuring = measure_ping_bursts if args.concurrent_pings else measure
-    best = asyncio.run(measuring(hunt, args.ops, args.profile))
-    print(json.dumps({op: {k: round(v, 3) for k, v in f.items()} for op, f in best.items()}))
-    for op, figures in best.items():
+    results = asyncio.run(measuring(hunt, args.ops, args.profile))
+    print(json.dumps({op: {k: round(v, 3) for k, v in f.items()} for op, f in results.items()}))
+    for op, figures in results.items():
         print(f"{op:8} cpu {figures['cpu_ms']:7.3f} ms/op   wall {figures['wall_ms']:7.3f} ms/op")
-
-
-async def measure_ping_bursts(hunt: dict, ops: int, profile: str | None) -> dict:
-    """Every socket pings at once, as thousands of clients on one process do: what batching pings saves.
-
-    ping_burst_N: `ops` sockets, N rounds of one ping each (all sent, then every pong read); per ping.
-    """
-    from treasurehunt.asgi import application as app
-
-    socks = [await communicator(app, hunt, team[0]) for team in hunt["teams"][:ops]]
-    for comm in socks:  # presence frames of the connects
-        while not await comm.receive_nothing(timeout=0.001):
-            await comm.receive_from()
-    profiler = None
-    if profile == "ping":
-        from pyinstrument import Profiler
-
-        profiler = Profiler(async_mode="enabled", interval=0.0005)
-        profiler.start()
-    rounds, timer = 5, Timer()
-    with timer:
-        for _ in range(rounds):
-            for comm in socks:
-                await comm.send_json_to({"type": "ping"})
-            await asyncio.gather(*(drain(comm, "pong") for comm in socks))
-    if profiler is not None:
-        profiler.stop()
-        print(profiler.output_text(unicode=False, color=False, show_all=False), file=sys.stderr)
-    for comm in socks:
-        await comm.disconnect()
-    n = rounds * len(socks)
-    return {f"ping_burst_{rounds}": {"cpu_ms": 1000 * timer.cpu / n, "wall_ms": 1000 * timer.wall / n}}
 
 
 if __name__ == "__main__":

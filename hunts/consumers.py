@@ -131,7 +131,6 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
         self.closing = False
         self.user = self.hunt = self.team = None
         self.bucket = TokenBucket(rate=FLOOD_RATE, burst=FLOOD_BURST)
-        self.presence_checked_at = time.monotonic()
         # Accept first: the close codes below only reach a client on an open socket.
         await self.accept()
         try:
