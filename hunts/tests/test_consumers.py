@@ -21,7 +21,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from hunts import consumers, services
-from hunts.errors import Conflict
+from hunts.errors import Conflict, NotFound
 from hunts.events import end_user_sessions, head_key, leaderboard_dirty_key
 from hunts.models import Event, Hunt, Team
 from hunts.routing import websocket_urlpatterns
@@ -795,3 +795,33 @@ async def test_a_ping_failing_in_the_cache_answers_server_error_and_keeps_the_so
 
     assert error["type"] == "error" and error["code"] == "server_error"
     assert (await receive(ann))["type"] == "pong"
+
+
+async def test_sockets_guess_side_by_side_not_one_after_another(world, sockets, monkeypatch):
+    """One socket's slow guess does not hold up another's: consumers' database work runs in the pool."""
+    import threading
+
+    from hunts import consumers
+
+    first_started, second_ran = threading.Event(), threading.Event()
+
+    def submit_guess(*, text, **kwargs):
+        if text == "slow":
+            first_started.set()
+            if not second_ran.wait(5):  # only another thread can set it while this one waits
+                raise AssertionError("the second guess waited for the first")
+        else:
+            assert first_started.wait(5)
+            second_ran.set()
+        raise NotFound("stand-in")
+
+    monkeypatch.setattr(consumers, "submit_guess", submit_guess)
+    ann = await connected(sockets, "ann", world)
+    bob = await connected(sockets, "bob", world)
+    await drain(ann)
+
+    await ann.send_json_to(guess_submit("slow", "g-1"))
+    await bob.send_json_to(guess_submit("fast", "g-2"))
+
+    assert (await receive(bob))["code"] == "not_found"
+    assert (await receive(ann))["code"] == "not_found"
