@@ -46,6 +46,7 @@ RESULTS = ROOT / "bench" / "results"
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 P99_TARGET_MS = 50.0
 SCENARIOS = ("storm", "guesses", "http")
+PROFILES = ("storm", "announcement", "guesses", "http")  # --profile: a scenario, or the storm's announcement
 SERVER_CORE, CLIENT_CORE = 0, 1
 
 
@@ -67,7 +68,7 @@ class Options:
     judged_share: float = 0.0  # share of guesses on puzzles judged by the Celery worker
     pin: bool = True
     smoke: bool = False
-    profile: str = ""  # storm, guesses or http: py-spy records the app's daphne through it
+    profile: str = ""  # one of PROFILES: py-spy records the app's daphne through it
     only: tuple[str, ...] = SCENARIOS
     database_url: str = "postgres://postgres@127.0.0.1:5432/th_bench"
     redis_url: str = "redis://127.0.0.1:6379/8"
@@ -163,14 +164,18 @@ def rss_kb(pid: int) -> int:
     return int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1))
 
 
-async def settled_rss(pid: int, *, timeout: float = 8.0) -> int:
-    """daphne's RSS once it stops moving (two readings 0.5 s apart within 0.5%), or after `timeout`."""
+async def settled_rss(pid: int, *, steady: float = 2.0, timeout: float = 15.0) -> int:
+    """daphne's RSS once it stops moving (readings 0.5 s apart within 0.5% of each other for `steady` s:
+    what the server does once idle, such as treasurehunt.memory's release, is done), or after `timeout`."""
     deadline = time.monotonic() + timeout
     last = rss_kb(pid)
+    since = time.monotonic()
     while time.monotonic() < deadline:
         await asyncio.sleep(0.5)
         now = rss_kb(pid)
-        if abs(now - last) <= last * 0.005:
+        if abs(now - last) > last * 0.005:
+            since = time.monotonic()
+        elif time.monotonic() - since >= steady:
             return now
         last = now
     return last
@@ -470,7 +475,8 @@ class Bench:
                     post = functools.partial(self.post_announcement, client)
                 else:
                     post = functools.partial(self._broadcast, fleet)
-                announcement = await fleet.announcement(post, label=label)
+                with self.profiling("announcement" if cycle == 1 else "", kind):
+                    announcement = await fleet.announcement(post, label=label)
                 if pinger:
                     pinger.cancel()
                 close_s = await fleet.close()
@@ -604,12 +610,14 @@ class Bench:
             "--format",
             "raw",
             "--rate",
-            "250",
+            "1000" if scenario == "announcement" else "250",  # an announcement lasts about a second
+            "--gil",  # only the thread holding the GIL: where daphne's Python spends its CPU
             "--nonblocking",
             "-o",
             str(out),
         ]
         spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)  # py-spy attaches before the scenario starts
         try:
             yield
         finally:
@@ -968,7 +976,7 @@ def parse_args(argv: list[str] | None) -> Options:
     )
     p.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin processes to cores")
     p.add_argument(
-        "--profile", choices=SCENARIOS, help="py-spy records the app's daphne through this scenario"
+        "--profile", choices=PROFILES, help="py-spy records the app's daphne through this scenario"
     )
     p.add_argument(
         "--only",

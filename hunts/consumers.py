@@ -1,6 +1,7 @@
 """The live stream of one hunt (DESIGN section 7): hello, pushed frames, resume, guesses and ping."""
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -8,7 +9,9 @@ import time
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
@@ -99,6 +102,40 @@ def _frame_size(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
+async def dispatch_loop(sources, dispatch) -> None:
+    """Dispatch the messages of every source, one at a time, until a dispatch raises (StopConsumer included).
+
+    Channels' own loop (await_many_dispatch) makes a new task and an asyncio.wait for every message; for a
+    frame pushed to thousands of sockets that was the largest cost left in daphne after the write itself
+    (BENCHMARKS.md, "Fixes"). Here each source has one task for the socket's life, reading and then
+    dispatching under a lock, so messages are still handled one at a time and in order per source.
+    """
+    lock, stopped = asyncio.Lock(), False
+
+    async def pump(receive):
+        nonlocal stopped
+        while True:
+            message = await receive()
+            async with lock:
+                if stopped:  # another source's dispatch ended the consumer while this one waited
+                    return
+                try:
+                    await dispatch(message)
+                except BaseException:
+                    stopped = True
+                    raise
+
+    tasks = [asyncio.ensure_future(pump(receive)) for receive in sources]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()  # a pump ends only by raising
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def in_pool(method):
     """Run the consumer's database work in the loop's thread pool, not the one thread shared by the process.
 
@@ -115,6 +152,25 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
     """One socket of a player or staff member on one hunt, at /ws/hunts/<hunt>/."""
 
     HANDLERS = {"resume": "on_resume", "guess.submit": "on_guess_submit", "ping": "on_ping"}
+
+    async def __call__(self, scope, receive, send):
+        # AsyncConsumer.__call__ with dispatch_loop in place of channels' await_many_dispatch.
+        self.scope, self.base_send = scope, send
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        sources = [receive]
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            sources.append(functools.partial(self.channel_layer.receive, self.channel_name))
+        try:
+            await dispatch_loop(sources, self.dispatch)
+        except StopConsumer:
+            pass
+        finally:
+            # A source cancelled while it dispatched never saw its cancellation: the layer forgets the
+            # channel here (treasurehunt.layers; the Redis layer otherwise keeps its queue and subscription).
+            delete = getattr(self.channel_layer, "delete_channel", None)
+            if delete is not None:
+                await delete(self.channel_name)
 
     async def dispatch(self, message):
         # Channels' own dispatch hops to the sync thread before every message to close stale database

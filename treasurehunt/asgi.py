@@ -15,18 +15,25 @@ from hunts.clock import ClockMiddleware  # noqa: E402
 from hunts.middleware import OriginRuleMiddleware, TokenHeaderMiddleware  # noqa: E402
 from hunts.routing import websocket_urlpatterns  # noqa: E402
 from puzzles.services import release_all_due  # noqa: E402
+from treasurehunt import transport  # noqa: E402
+from treasurehunt.memory import ReleaseMemory  # noqa: E402
 
-# DESIGN section 7: origin rule -> session auth -> token header (innermost) -> routes.
-application = ClockMiddleware(
-    ProtocolTypeRouter(
-        {
-            "http": django_app,
-            "websocket": OriginRuleMiddleware(
-                AuthMiddlewareStack(TokenHeaderMiddleware(URLRouter(websocket_urlpatterns)))
-            ),
-        }
-    ),
-    tick=release_all_due,
+transport.install()  # daphne's connections write through to the socket (treasurehunt/transport.py)
+
+# DESIGN section 7: origin rule -> session auth -> token header (innermost) -> routes. Around them all:
+# the embedded clock, and memory handed back after mass disconnects (treasurehunt/memory.py).
+application = ReleaseMemory(
+    ClockMiddleware(
+        ProtocolTypeRouter(
+            {
+                "http": django_app,
+                "websocket": OriginRuleMiddleware(
+                    AuthMiddlewareStack(TokenHeaderMiddleware(URLRouter(websocket_urlpatterns)))
+                ),
+            }
+        ),
+        tick=release_all_due,
+    )
 )
 
 # A process holding thousands of sockets keeps hundreds of thousands of objects alive, and every full

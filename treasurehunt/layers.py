@@ -108,6 +108,15 @@ class SlicedLoopLayer(RedisPubSubLoopLayer):
         super().__init__(*args, **kwargs)
         self._shards = [SlicedShardConnection(shard.host, self) for shard in self._shards]
 
+    async def delete_channel(self, channel: str) -> None:
+        """Forget a consumer's channel: its queue and its subscription (idempotent).
+
+        channels_redis does this only when a receive on the channel is cancelled; hunts.consumers'
+        dispatch_loop may be cancelled while it dispatches instead.
+        """
+        if self.channels.pop(channel, None) is not None:
+            await self._get_shard(channel).unsubscribe(channel)
+
     async def group_send_many(self, messages: list[tuple[str, dict]]) -> None:
         """group_send of each (group, message), in order per shard, one round trip per shard."""
         by_shard: dict[SlicedShardConnection, list[tuple[str, bytes]]] = {}
@@ -126,6 +135,9 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):
     async def group_send_many(self, messages: list[tuple[str, dict]]) -> None:
         """Send many group messages in one round trip per shard (hunts.events.LoopPublisher's batches)."""
         await self._get_layer().group_send_many(messages)
+
+    async def delete_channel(self, channel: str) -> None:
+        await self._get_layer().delete_channel(channel)
 
     def _get_layer(self):
         loop = asyncio.get_running_loop()

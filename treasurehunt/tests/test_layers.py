@@ -306,3 +306,68 @@ def test_the_defaults_hand_small_groups_over_at_once_and_large_ones_in_small_sli
     # Slices of 5 keep a loop pass short during a broadcast to thousands (BENCHMARKS.md, fix 6).
     assert DEFAULT_INLINE >= 5 * DEFAULT_SLICE
     assert DEFAULT_SLICE <= 10
+
+
+@pytest.mark.integration
+async def test_delete_channel_forgets_the_queue_and_the_subscription(redis_layer):
+    layer = redis_layer
+    channel = await layer.new_channel()
+    loop_layer_, shard = layer._get_layer(), layer._get_layer()._get_shard(channel)
+    assert channel in loop_layer_.channels and channel in shard._subscribed_to
+    await layer.delete_channel(channel)
+    await layer.delete_channel(channel)  # idempotent
+    assert channel not in loop_layer_.channels and channel not in shard._subscribed_to
+
+
+@pytest.mark.integration
+async def test_a_consumer_ending_while_a_frame_waits_leaves_no_channel_behind(redis_layer, monkeypatch):
+    """hunts.consumers.dispatch_loop cancels the layer's source while it waits to dispatch: the consumer
+    deletes its channel itself (channels_redis would only on a cancelled receive)."""
+    from channels.exceptions import StopConsumer
+    from channels.testing import WebsocketCommunicator
+
+    from hunts.consumers import HuntConsumer
+
+    group = f"g{uuid.uuid4().hex}"
+    release, pushed = asyncio.Event(), []
+
+    class Held(HuntConsumer):
+        async def connect(self):
+            self.closing = False
+            await self.channel_layer.group_add(group, self.channel_name)
+            await self.accept()
+
+        async def receive(self, text_data=None, bytes_data=None, **kwargs):
+            await release.wait()  # holds the dispatch lock
+            raise StopConsumer()
+
+        async def event_forward(self, message):
+            pushed.append(message)
+
+    taken = []
+    receive = redis_layer.receive
+
+    async def recording(channel):
+        message = await receive(channel)
+        taken.append(message)
+        return message
+
+    monkeypatch.setattr(redis_layer, "receive", recording)
+    monkeypatch.setattr("hunts.consumers.get_channel_layer", lambda alias: redis_layer)
+    communicator = WebsocketCommunicator(Held.as_asgi(), "/ws/hunts/x/")
+    assert (await communicator.connect())[0]
+    channels = redis_layer._get_layer().channels
+    (channel,) = [name for name in channels if name.startswith(redis_layer._get_layer().prefix)]
+    await communicator.send_to(text_data="hold")
+    await asyncio.sleep(0.05)
+    await redis_layer.group_send(group, {"type": "event.forward", "text": "{}"})
+    for _ in range(250):  # the frame arrives and its source waits on the lock
+        await asyncio.sleep(0.02)
+        if taken:
+            break
+    assert taken == [{"type": "event.forward", "text": "{}"}]
+    release.set()
+    await communicator.wait(timeout=5)
+    assert pushed == []
+    assert channel not in channels
+    assert channel not in redis_layer._get_layer()._get_shard(channel)._subscribed_to

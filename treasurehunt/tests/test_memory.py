@@ -1,0 +1,106 @@
+"""Memory handed back after most sockets have closed (treasurehunt/memory.py)."""
+
+import asyncio
+import gc
+
+import pytest
+
+from treasurehunt import memory
+
+
+class Sockets:
+    """An ASGI app whose websocket scopes stay open until closed by the test."""
+
+    def __init__(self):
+        self.open: list[asyncio.Event] = []
+
+    async def __call__(self, scope, receive, send):
+        done = asyncio.Event()
+        self.open.append(done)
+        await done.wait()
+
+
+@pytest.fixture
+def releases(monkeypatch):
+    calls = []
+    monkeypatch.setattr(memory, "release", lambda: calls.append(1) or {"collected": 0})
+    return calls
+
+
+async def start(middleware, n: int) -> list[asyncio.Task]:
+    tasks = [asyncio.ensure_future(middleware({"type": "websocket"}, None, None)) for _ in range(n)]
+    await asyncio.sleep(0)
+    return tasks
+
+
+async def close(app: Sockets, n: int) -> None:
+    for done in app.open[:n]:
+        done.set()
+    del app.open[:n]
+    await asyncio.sleep(0.01)
+
+
+async def test_a_release_follows_a_mass_disconnect_once_it_has_gone_quiet(releases):
+    app = Sockets()
+    middleware = memory.ReleaseMemory(app, min_closed=6, fraction=0.25, quiet=0.1)
+    await start(middleware, 8)
+    assert middleware.open == middleware.peak == 8
+    await close(app, 6)  # 2 of 8 left: due
+    await asyncio.sleep(0.05)
+    await close(app, 1)  # still closing: the release waits for the last close
+    await asyncio.sleep(0.07)
+    assert releases == []
+    await asyncio.sleep(0.1)
+    assert releases == [1]
+    assert middleware.peak == middleware.open == 1  # counted afresh from here
+
+
+async def test_no_release_while_many_sockets_stay_open_or_too_few_closed(releases):
+    app = Sockets()
+    middleware = memory.ReleaseMemory(app, min_closed=3, fraction=0.25, quiet=0.02)
+    await start(middleware, 8)
+    await close(app, 5)  # 3 of 8 still open: more than a quarter
+    await asyncio.sleep(0.06)
+    assert releases == []
+    small = memory.ReleaseMemory(Sockets(), min_closed=100, fraction=0.25, quiet=0.02)
+    tasks = await start(small, 4)
+    small.app.open[0].set()
+    small.app.open[1].set()
+    small.app.open[2].set()
+    await asyncio.gather(*tasks[:3])
+    await asyncio.sleep(0.06)
+    assert releases == []  # 3 closed: under min_closed
+
+
+async def test_sockets_coming_back_before_the_release_cancel_it(releases):
+    app = Sockets()
+    middleware = memory.ReleaseMemory(app, min_closed=4, fraction=0.25, quiet=0.05)
+    await start(middleware, 8)
+    await close(app, 8)
+    await start(middleware, 6)  # a reconnect wave before the quiet time is over
+    await asyncio.sleep(0.1)
+    assert releases == []
+
+
+async def test_http_scopes_are_not_counted(releases):
+    async def app(scope, receive, send):
+        return "served"
+
+    middleware = memory.ReleaseMemory(app)
+    assert await middleware({"type": "http"}, None, None) == "served"
+    assert middleware.open == middleware.peak == 0
+
+
+def test_release_collects_cyclic_garbage_and_reports_rss():
+    class Node:
+        pass
+
+    gc.collect()
+    for _ in range(100):
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+    del a, b
+    done = memory.release()
+    assert done["collected"] >= 200
+    assert done["rss_after_kb"] > 0 and done["rss_before_kb"] > 0
+    assert done["trimmed"] in (True, False)  # glibc here
