@@ -16,7 +16,7 @@ from hunts.middleware import OriginRuleMiddleware, TokenHeaderMiddleware  # noqa
 from hunts.routing import websocket_urlpatterns  # noqa: E402
 from puzzles.services import release_all_due  # noqa: E402
 from treasurehunt import transport  # noqa: E402
-from treasurehunt.memory import ReleaseMemory  # noqa: E402
+from treasurehunt.memory import ReleaseMemory, collection_watch  # noqa: E402
 
 transport.install()  # daphne's connections write through to the socket (treasurehunt/transport.py)
 
@@ -38,8 +38,10 @@ application = ReleaseMemory(
 
 # A process holding thousands of sockets keeps hundreds of thousands of objects alive, and every full
 # collection walks them all: 0.3-1 s pauses with 2,000-5,000 sockets (BENCHMARKS.md). The objects made at
-# startup are frozen out of collections, and young collections run every 10,000 allocations instead of
-# 700, so fewer short-lived objects survive into the old generation and full collections come rarely.
+# startup are frozen out of collections (and the sockets' objects as they come, treasurehunt/memory.py),
+# and young collections run every 10,000 allocations instead of 700, so fewer short-lived objects survive
+# into the old generation. Slow full collections are logged.
 gc.collect()
 gc.freeze()
 gc.set_threshold(10_000, 10, 10)
+gc.callbacks.append(collection_watch)

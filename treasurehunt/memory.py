@@ -1,17 +1,24 @@
-"""Memory handed back to the system once most of a process's sockets have closed.
+"""The collector kept off the loop's back while sockets come, and memory handed back once they go.
 
-A process holding thousands of sockets keeps each one's consumer, tasks, queues and buffers. When they
-close, much of that is cyclic garbage that only a full collection frees, and full collections are rare on
-purpose (treasurehunt/asgi.py); what is freed stays with the allocator. After a hunt ends or a connect
-storm falls back, the process would keep that memory for good, and the next storm would add to it: idle
-RSS after five connect/disconnect cycles of 5,000 sockets was 1.2 times that after the first
-(BENCHMARKS.md).
+A process holding thousands of sockets keeps each one's consumer, tasks, queues and buffers alive. Two
+costs follow:
+- every collection of the oldest generation walks all of it: with 5,000 sockets one took 510 ms, during
+  a connect storm, and collected nothing; with 2,000 sockets such a pause holds up every guess in flight;
+- when the sockets close, much of what they held is cyclic garbage that only a full collection frees, and
+  what is freed stays with the allocator: after a storm fell back the process kept its memory, and the
+  next storm added its own (idle RSS after five cycles of 5,000 sockets was 1.2 times that after the
+  first). BENCHMARKS.md has the figures.
 
-`ReleaseMemory` counts the process's open sockets. When at least `min_closed` of them have closed since
-the peak and no more than `fraction` of the peak is still open, it waits until no socket has closed for
-`quiet` seconds, then runs one full collection and asks glibc to return free pages (`malloc_trim`). The
-collection walks only what is still alive (start-up objects are frozen out of it), so with few sockets
-left it is short.
+`ReleaseMemory` counts the process's open sockets.
+- Each time `freeze_step` more are open than at the last freeze, it freezes what is alive (`gc.freeze`, a
+  constant-time move of the collector's lists): the sockets' objects leave the collector's generations,
+  so its collections stay short however many sockets are open.
+- Frozen objects are never collected, so the garbage they become when their sockets close waits for a
+  release. A release comes once `min_closed` sockets have closed since the last one and either no more
+  than `fraction` of the peak is still open (a storm fell back, a hunt ended) or as many have closed as
+  are open (the sockets have turned over). It waits until no socket has closed for `quiet` seconds (at
+  most `max_wait`), then unfreezes, runs one full collection, freezes what survived, and asks glibc to
+  return free pages (`malloc_trim`). It logs what it did and how long the pause was.
 """
 
 import asyncio
@@ -45,9 +52,11 @@ def rss_kb() -> int | None:
 
 
 def release() -> dict:
-    """One full collection, then free pages back to the system; what it did and how long it took."""
+    """Unfreeze, one full collection, freeze what survived, free pages back to the system; what it did."""
     started, before = time.perf_counter(), rss_kb()
+    gc.unfreeze()
     collected = gc.collect()
+    gc.freeze()
     trim = _malloc_trim()
     trimmed = bool(trim(0)) if trim is not None else None
     return {
@@ -60,42 +69,102 @@ def release() -> dict:
 
 
 class ReleaseMemory:
-    """ASGI middleware: counts open sockets and calls `release` after most of them have closed."""
+    """ASGI middleware: freezes sockets' objects as they come, and calls `release` when they have gone."""
 
-    def __init__(self, app, *, min_closed: int = 1000, fraction: float = 0.25, quiet: float = 1.0):
+    def __init__(
+        self,
+        app,
+        *,
+        freeze_step: int = 500,
+        min_closed: int = 1000,
+        fraction: float = 0.25,
+        quiet: float = 1.0,
+        max_wait: float = 10.0,
+    ):
         self.app = app
-        self.min_closed, self.fraction, self.quiet = min_closed, fraction, quiet
-        self.open = self.peak = 0
-        self.last_close = 0.0
+        self.freeze_step, self.min_closed, self.fraction = freeze_step, min_closed, fraction
+        self.quiet, self.max_wait = quiet, max_wait
+        self.open = self.peak = self.frozen_at = self.closed_since = 0
+        self.last_close = self.due_since = 0.0
         self.timer: asyncio.TimerHandle | None = None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "websocket":
             return await self.app(scope, receive, send)
-        self.open += 1
-        self.peak = max(self.peak, self.open)
+        self.opened()
         try:
             return await self.app(scope, receive, send)
         finally:
-            self.open -= 1
             self.closed()
 
+    def opened(self) -> None:
+        self.open += 1
+        self.peak = max(self.peak, self.open)
+        if self.open >= self.frozen_at + self.freeze_step:
+            gc.freeze()
+            self.frozen_at = self.open
+
     def due(self) -> bool:
-        return self.peak - self.open >= self.min_closed and self.open <= self.peak * self.fraction
+        if self.closed_since < self.min_closed:
+            return False
+        return self.open <= self.peak * self.fraction or self.closed_since >= self.open
 
     def closed(self) -> None:
+        self.open -= 1
+        self.closed_since += 1
+        self.frozen_at = min(self.frozen_at, self.open)
         self.last_close = time.monotonic()
         if self.timer is None and self.due():
+            self.due_since = self.last_close
             self.timer = asyncio.get_running_loop().call_later(self.quiet, self.fire)
 
     def fire(self) -> None:
         self.timer = None
         if not self.due():  # sockets came back meanwhile
             return
-        wait = self.last_close + self.quiet - time.monotonic()
-        if wait > 0:  # sockets are still closing: wait for the last of them
+        now = time.monotonic()
+        wait = self.last_close + self.quiet - now
+        if wait > 0 and now - self.due_since < self.max_wait:  # still closing: wait for the last of them
             self.timer = asyncio.get_running_loop().call_later(wait, self.fire)
             return
         done = release()
-        log.info("released memory after %d of %d sockets closed: %s", self.peak - self.open, self.peak, done)
-        self.peak = self.open
+        log.info(
+            "released memory after %d sockets closed (%d still open, peak %d): %s",
+            self.closed_since,
+            self.open,
+            self.peak,
+            done,
+        )
+        self.peak = self.frozen_at = self.open
+        self.closed_since = 0
+
+
+class CollectionWatch:
+    """Logs every collection of the oldest generation that takes at least `slow_ms` (a pause of the loop)."""
+
+    def __init__(self, slow_ms: float = 50.0):
+        self.slow_ms = slow_ms
+        self.started = 0.0
+        self.full = 0  # full collections seen
+        self.paused_ms = 0.0  # their total time
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self.started = time.perf_counter()
+            return
+        took = (time.perf_counter() - self.started) * 1000
+        self.full += 1
+        self.paused_ms += took
+        if took >= self.slow_ms:
+            log.warning(
+                "full collection took %.0f ms (%d collected; %d so far, %.0f ms in all)",
+                took,
+                info["collected"],
+                self.full,
+                self.paused_ms,
+            )
+
+
+collection_watch = CollectionWatch()

@@ -59,17 +59,42 @@ async def test_no_release_while_many_sockets_stay_open_or_too_few_closed(release
     app = Sockets()
     middleware = memory.ReleaseMemory(app, min_closed=3, fraction=0.25, quiet=0.02)
     await start(middleware, 8)
-    await close(app, 5)  # 3 of 8 still open: more than a quarter
+    await close(app, 3)  # 5 of 8 still open, and fewer closed than open
     await asyncio.sleep(0.06)
     assert releases == []
     small = memory.ReleaseMemory(Sockets(), min_closed=100, fraction=0.25, quiet=0.02)
     tasks = await start(small, 4)
-    small.app.open[0].set()
-    small.app.open[1].set()
-    small.app.open[2].set()
+    for done in small.app.open[:3]:
+        done.set()
     await asyncio.gather(*tasks[:3])
     await asyncio.sleep(0.06)
     assert releases == []  # 3 closed: under min_closed
+
+
+async def test_sockets_turning_over_bring_a_release_even_while_many_stay_open(releases):
+    app = Sockets()
+    middleware = memory.ReleaseMemory(app, min_closed=4, fraction=0.25, quiet=0.05, max_wait=0.2)
+    await start(middleware, 8)
+    for _ in range(10):  # a steady churn: one closes and one comes every 20 ms, never quiet for 50 ms
+        await close(app, 1)
+        await start(middleware, 1)
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    assert middleware.open == 8
+    assert releases == [1]  # 10 closed >= 8 open, released within max_wait despite the churn
+    assert middleware.closed_since < 4
+
+
+async def test_sockets_are_frozen_out_of_collections_as_they_come(monkeypatch):
+    freezes = []
+    monkeypatch.setattr(memory.gc, "freeze", lambda: freezes.append(middleware.open))
+    app = Sockets()
+    middleware = memory.ReleaseMemory(app, freeze_step=3, min_closed=100)
+    await start(middleware, 7)
+    assert freezes == [3, 6]
+    await close(app, 5)  # 2 left
+    await start(middleware, 3)
+    assert freezes == [3, 6, 5]  # counted again from the lower level
 
 
 async def test_sockets_coming_back_before_the_release_cancel_it(releases):
@@ -77,7 +102,7 @@ async def test_sockets_coming_back_before_the_release_cancel_it(releases):
     middleware = memory.ReleaseMemory(app, min_closed=4, fraction=0.25, quiet=0.05)
     await start(middleware, 8)
     await close(app, 8)
-    await start(middleware, 6)  # a reconnect wave before the quiet time is over
+    await start(middleware, 9)  # a reconnect wave before the quiet time is over, more than closed
     await asyncio.sleep(0.1)
     assert releases == []
 
@@ -91,7 +116,7 @@ async def test_http_scopes_are_not_counted(releases):
     assert middleware.open == middleware.peak == 0
 
 
-def test_release_collects_cyclic_garbage_and_reports_rss():
+def test_release_collects_frozen_cyclic_garbage_and_reports_rss():
     class Node:
         pass
 
@@ -100,7 +125,23 @@ def test_release_collects_cyclic_garbage_and_reports_rss():
         a, b = Node(), Node()
         a.other, b.other = b, a
     del a, b
+    gc.freeze()  # as ReleaseMemory freezes sockets' objects
+    assert gc.collect() == 0  # frozen: out of the collector's reach
+    frozen = gc.get_freeze_count()
     done = memory.release()
     assert done["collected"] >= 200
+    assert 0 < gc.get_freeze_count() <= frozen - 200  # the survivors are frozen again
     assert done["rss_after_kb"] > 0 and done["rss_before_kb"] > 0
     assert done["trimmed"] in (True, False)  # glibc here
+
+
+def test_the_watch_logs_slow_full_collections(caplog):
+    watch = memory.CollectionWatch(slow_ms=0)
+    watch("start", {"generation": 0, "collected": 0, "uncollectable": 0})
+    watch("stop", {"generation": 0, "collected": 0, "uncollectable": 0})
+    assert watch.full == 0
+    with caplog.at_level("WARNING", logger="treasurehunt.memory"):
+        watch("start", {"generation": 2, "collected": 0, "uncollectable": 0})
+        watch("stop", {"generation": 2, "collected": 7, "uncollectable": 0})
+    assert watch.full == 1
+    assert "full collection took" in caplog.text and "7 collected" in caplog.text
