@@ -114,6 +114,16 @@ def _hot_sql(vendor: str) -> dict[str, str]:
         f"SELECT 1 FROM {t(Membership)} m WHERE m.{c(Membership, 'team')} = t.{c(Team, 'id')} "
         f"AND m.{c(Membership, 'user')} = %s"
     )
+    requires = Treasure.requires.through
+    auto_treasure = (  # Treasure.objects.filter(requires=puzzle, code_key="").exists()
+        f"SELECT 1 FROM {t(requires)} r INNER JOIN {t(Treasure)} tr "
+        f"ON tr.{c(Treasure, 'id')} = r.{c(requires, 'treasure')} "
+        f"WHERE r.{c(requires, 'puzzle')} = p.{c(Puzzle, 'id')} AND tr.{c(Treasure, 'code_key')} = ''"
+    )
+    ruled = (  # Puzzle.objects.filter(hunt=puzzle.hunt, has_rules=True).exists()
+        f"SELECT 1 FROM {t(Puzzle)} p2 WHERE p2.{c(Puzzle, 'hunt')} = p.{c(Puzzle, 'hunt')} "
+        f"AND p2.{c(Puzzle, 'has_rules')} = %s"
+    )
     team = (
         f"SELECT {hotsql.columns(Team, 't')}, {hotsql.columns(Hunt, 'h')} FROM {t(Team)} t "
         f"INNER JOIN {t(Hunt)} h ON h.{c(Hunt, 'id')} = t.{c(Team, 'hunt')} WHERE t.{c(Team, 'id')} = %s"
@@ -131,6 +141,8 @@ def _hot_sql(vendor: str) -> dict[str, str]:
         #     the puzzle's all_exact, so both are sent)
         # nth_at: Guess.objects.filter(team=, puzzle=, created_at__gt=since).order_by("-created_at")
         #     .values_list("created_at")[n - 1]: when the n-th newest guess in the limit's window was made
+        # may_claim, may_unlock: whether a solve could complete an auto-claimed treasure or a rule at all
+        #     (the queries that decide, _treasures_now_due and locked_rules, are skipped when not)
         "puzzle": (
             f"SELECT {hotsql.columns(Puzzle, 'p', skip=_LIGHT)}, "
             f"EXISTS (SELECT 1 FROM {t(Solve)} s WHERE s.{c(Solve, 'team')} = %s "
@@ -139,7 +151,8 @@ def _hot_sql(vendor: str) -> dict[str, str]:
             f"({guess_of_team} AND {on_puzzle} AND g.{c(Guess, 'key')} = "
             f"(CASE WHEN p.{c(Puzzle, 'all_exact')} THEN %s ELSE %s END)), "
             f"(SELECT {created} FROM {t(Guess)} g WHERE g.{c(Guess, 'team')} = %s AND {on_puzzle} "
-            f"AND {created} > %s ORDER BY {created} DESC LIMIT 1 OFFSET %s) "
+            f"AND {created} > %s ORDER BY {created} DESC LIMIT 1 OFFSET %s), "
+            f"EXISTS ({auto_treasure}), EXISTS ({ruled}) "
             f"FROM {t(Puzzle)} p WHERE p.{c(Puzzle, 'hunt')} = %s AND p.{c(Puzzle, 'slug')} = %s "
             f"AND (EXISTS ({unlock_row}) OR (%s AND p.{c(Puzzle, 'has_rules')} = %s "
             f"AND NOT EXISTS ({unlock_row})))"
@@ -169,8 +182,9 @@ def _puzzle_for_guess(
 
     Annotated: `solved`; `seen_by_client` and `seen_by_key`, ids of the team's guesses with this
     client_id or with this answer's dedupe key on the puzzle (`keys`: for exact-only puzzles, for others);
-    `nth_at`, when the n-th newest guess after `since` was made (`limit`: (since, n)), else None.
-    Locked and unknown puzzles are both NotFound.
+    `nth_at`, when the n-th newest guess after `since` was made (`limit`: (since, n)), else None;
+    `may_claim` (an auto-claimed treasure requires it) and `may_unlock` (the hunt has rule-based puzzles),
+    without which a solve skips the treasure and unlock queries. Locked and unknown puzzles are NotFound.
     """
     since, n = limit if limit is not None else (None, 1)
     params = [
@@ -182,6 +196,7 @@ def _puzzle_for_guess(
         team.pk,
         None if since is None else connection.ops.adapt_datetimefield_value(since),
         n - 1,
+        True,
         team.hunt_id,
         slug,
         team.pk,
@@ -195,8 +210,9 @@ def _puzzle_for_guess(
     if row is None:
         raise NotFound(f"No puzzle '{slug}' is open for your team.")
     puzzle = hotsql.from_row(Puzzle, row, skip=_LIGHT)
-    solved, by_client, by_key, nth_at = row[hotsql.width(Puzzle, _LIGHT) :]
+    solved, by_client, by_key, nth_at, may_claim, may_unlock = row[hotsql.width(Puzzle, _LIGHT) :]
     puzzle.solved = bool(solved)
+    puzzle.may_claim, puzzle.may_unlock = bool(may_claim), bool(may_unlock)
     puzzle.seen_by_client, puzzle.seen_by_key = by_client, by_key
     puzzle.nth_at = hotsql.convert(Guess, "created_at", nth_at)
     return puzzle
@@ -436,8 +452,10 @@ def _record_solve(
             "by": _username(guess.user),
         },
     )
-    _apply_unlocks(team=team, now=now, events=events)
-    if not post_hunt and _treasures_now_due(team=team, puzzle=puzzle):
+    # Read with the puzzle on the guess path (_puzzle_for_guess); elsewhere the queries decide alone.
+    if getattr(puzzle, "may_unlock", True):
+        _apply_unlocks(team=team, now=now, events=events)
+    if not post_hunt and getattr(puzzle, "may_claim", True) and _treasures_now_due(team=team, puzzle=puzzle):
         events.after_flush(lambda: enqueue("puzzles.tasks.claim_treasures_task", team.pk))
     mark_leaderboard_dirty(team.hunt_id)
     return solve

@@ -489,10 +489,11 @@ def test_committed_guess_pushes_its_events_to_the_team_and_staff(
 
 # --- query budget -------------------------------------------------------------------------
 
-# SAVEPOINT, team lock (+ hunt, membership), puzzle (+ solved, repeats, the limit's n-th guess), answers,
-# INSERT guess, INSERT solve, locked rules, their prerequisites, the team's solves, INSERT unlock, unlocked
-# puzzles for the events, treasures now due, INSERT events, one UPDATE of the team, RELEASE SAVEPOINT.
-CORRECT_GUESS_QUERIES = 15
+# SAVEPOINT, team lock (+ hunt, membership), puzzle (+ solved, repeats, the limit's n-th guess, whether a
+# solve may claim a treasure or unlock a puzzle), answers, INSERT guess, INSERT solve, locked rules, their
+# prerequisites, the team's solves, INSERT unlock, unlocked puzzles for the events, INSERT events, one
+# UPDATE of the team, RELEASE SAVEPOINT. No auto-claimed treasure requires the puzzle: no treasure query.
+CORRECT_GUESS_QUERIES = 14
 
 
 def _team_with_a_puzzle_that_unlocks_another(factories, hunt):

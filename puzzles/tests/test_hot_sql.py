@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from hunts.errors import NotFound
 from puzzles import services
-from puzzles.models import Guess, Puzzle, Solve, Unlock
+from puzzles.models import Guess, Puzzle, Solve, Treasure, Unlock
 from testing import factories
 
 CASES = [
@@ -40,6 +40,10 @@ def build_world():
     Unlock.objects.create(team=other, puzzle=puzzles["ruled-closed"])  # the other team's row
     Solve.objects.create(team=team, puzzle=puzzles["solved"], solved_at=now, points=10)
     Solve.objects.create(team=other, puzzle=puzzles["free"], solved_at=now, points=10)
+    factories.TreasureFactory(hunt=hunt).requires.add(puzzles["free"])  # auto-claimed
+    coded = factories.TreasureFactory(hunt=hunt)
+    Treasure.objects.filter(pk=coded.pk).update(code_key="x7")  # claimed by its code
+    coded.requires.add(puzzles["ruled-open"])
     return hunt, team, puzzles
 
 
@@ -55,6 +59,18 @@ def check_unlocked_puzzle_matches_unlocked_for():
             assert (found and found.pk) == (expected and expected.pk), (slug, now)
             if found:
                 assert bool(found.solved) == Solve.objects.filter(team=team, puzzle=found).exists(), slug
+                claim = Treasure.objects.filter(requires=found, code_key="").exists()
+                assert found.may_claim == claim == (slug == "free"), slug
+                assert found.may_unlock == Puzzle.objects.filter(hunt=hunt, has_rules=True).exists(), slug
+
+
+def check_a_hunt_without_rules_or_auto_treasures_skips_both():
+    now = timezone.now()
+    hunt = factories.HuntFactory(starts_at=now - timedelta(hours=1))
+    team = factories.MembershipFactory(team__hunt=hunt).team
+    factories.PuzzleFactory(hunt=hunt, slug="plain", has_rules=False)
+    found = services.unlocked_puzzle(team=team, slug="plain", now=now)
+    assert (found.may_claim, found.may_unlock) == (False, False)
 
 
 def check_seen_and_recent_guesses_match_their_querysets():
@@ -135,6 +151,11 @@ def test_unlocked_puzzle_matches_unlocked_for():
 
 
 @pytest.mark.django_db
+def test_a_hunt_without_rules_or_auto_treasures_skips_both():
+    check_a_hunt_without_rules_or_auto_treasures_skips_both()
+
+
+@pytest.mark.django_db
 def test_seen_and_recent_guesses_match_their_querysets():
     check_seen_and_recent_guesses_match_their_querysets()
 
@@ -153,6 +174,7 @@ def test_the_guessing_team_lock_reads_team_and_hunt():
 @pytest.mark.django_db
 def test_the_written_out_sql_matches_its_querysets_on_postgresql():
     check_unlocked_puzzle_matches_unlocked_for()
+    check_a_hunt_without_rules_or_auto_treasures_skips_both()
     check_seen_and_recent_guesses_match_their_querysets()
     check_answers_come_in_authoring_order()
     check_the_guessing_team_lock_reads_team_and_hunt()
