@@ -1,6 +1,6 @@
 """CPU per operation of the live stream's hot paths, in one process: what a fix saves, without the load.
 
-    .venv/bin/python -m bench.micro [--ops 300] [--profile connect|guess|ping]
+    .venv/bin/python -m bench.micro [--ops 300] [--profile connect|guess|solve|ping]
 
 Runs the app's ASGI application in-process (channels' WebsocketCommunicator) against PostgreSQL and
 Redis with the production settings: a fresh database `th_micro` (from BENCH_DATABASE_URL, default the
@@ -9,6 +9,8 @@ machine's PostgreSQL) and Redis databases 4 and 5. For each operation it reports
 
 - connect: open a socket and read its hello (token auth, membership, groups, heads, presence);
 - guess: a wrong `guess.submit` over an open socket until its `guess.judged` (the 3 teammates offline);
+- solve: the correct answer to the same puzzle, until its `guess.judged` (a solve: points, events, the
+  unlock and treasure rules where the hunt has them; the bench's hunt has none);
 - ping: a `ping` until its `pong`.
 
 Figures vary by a few percent from run to run; BENCHMARKS.md quotes them before and after each fix.
@@ -138,6 +140,16 @@ async def measure(hunt: dict, ops: int, profile: str | None) -> dict:
             await drain(comm, "guess.judged")
     results["guess"] = timer.figures()
 
+    with Timer(ops, profile=profile == "solve") as timer:
+        for n, comm in enumerate(socks):
+            frame = {"type": "guess.submit", "puzzle": "p0", "answer": "ANSWER 0", "id": f"s{n}"}
+            await comm.send_json_to(frame)
+            judged = await drain(comm, "guess.judged")
+            if '"status": "correct"' not in json.dumps(judged):
+                raise RuntimeError(f"not a solve: {judged}")
+    results["solve"] = timer.figures()
+    await skip_pending(socks)
+
     with Timer(ops, profile=profile == "ping") as timer:
         for comm in socks:
             await comm.send_json_to({"type": "ping"})
@@ -172,7 +184,7 @@ async def measure_ping_bursts(hunt: dict, ops: int, profile: str | None) -> dict
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=300, help="operations of each kind (<= players / 4)")
-    parser.add_argument("--profile", choices=["connect", "guess", "ping"])
+    parser.add_argument("--profile", choices=["connect", "guess", "solve", "ping"])
     parser.add_argument("--concurrent-pings", action="store_true", help="only ping bursts (ping_burst_*)")
     args = parser.parse_args(argv)
     setup_environment()
