@@ -2,6 +2,7 @@
 
 import asyncio
 import functools
+import itertools
 import json
 import logging
 import time
@@ -102,6 +103,9 @@ def _frame_size(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
+YIELD_EVERY = 16  # messages a source dispatches back to back before it lets the loop run others
+
+
 async def dispatch_loop(sources, dispatch) -> None:
     """Dispatch the messages of every source, one at a time, until a dispatch raises (StopConsumer included).
 
@@ -114,7 +118,7 @@ async def dispatch_loop(sources, dispatch) -> None:
 
     async def pump(receive):
         nonlocal stopped
-        while True:
+        for n in itertools.count(1):
             message = await receive()
             async with lock:
                 if stopped:  # another source's dispatch ended the consumer while this one waited
@@ -124,12 +128,17 @@ async def dispatch_loop(sources, dispatch) -> None:
                 except BaseException:
                     stopped = True
                     raise
+            if n % YIELD_EVERY == 0:  # a backlog must not hold the loop: let other sockets run
+                await asyncio.sleep(0)
 
     tasks = [asyncio.ensure_future(pump(receive)) for receive in sources]
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()  # a pump ends only by raising
+        # A pump ends only by raising (a cancelled dispatch included) or, after another pump raised, by
+        # returning: the first to end ends the loop.
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                task.result()
     finally:
         for task in tasks:
             task.cancel()
@@ -168,9 +177,10 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
         finally:
             # A source cancelled while it dispatched never saw its cancellation: the layer forgets the
             # channel here (treasurehunt.layers; the Redis layer otherwise keeps its queue and subscription).
+            # A consumer cancelled before its disconnect handler ran also leaves its groups here.
             delete = getattr(self.channel_layer, "delete_channel", None)
             if delete is not None:
-                await delete(self.channel_name)
+                await delete(self.channel_name, groups=getattr(self, "groups", ()))
 
     async def dispatch(self, message):
         # Channels' own dispatch hops to the sync thread before every message to close stale database

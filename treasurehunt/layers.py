@@ -108,12 +108,21 @@ class SlicedLoopLayer(RedisPubSubLoopLayer):
         super().__init__(*args, **kwargs)
         self._shards = [SlicedShardConnection(shard.host, self) for shard in self._shards]
 
-    async def delete_channel(self, channel: str) -> None:
-        """Forget a consumer's channel: its queue and its subscription (idempotent).
+    async def delete_channel(self, channel: str, groups=()) -> None:
+        """Forget a consumer's channel: its queue, its subscription, its place in these groups (idempotent).
 
-        channels_redis does this only when a receive on the channel is cancelled; hunts.consumers'
-        dispatch_loop may be cancelled while it dispatches instead.
+        channels_redis does the first only when a receive on the channel is cancelled (hunts.consumers'
+        dispatch_loop may be cancelled while it dispatches instead), and the groups only in group_discard,
+        which a consumer cancelled before its disconnect handler never calls.
         """
+        for group in groups:
+            group_channel = self._get_group_channel_name(group)
+            members = self.groups.get(group_channel)
+            if members is not None and channel in members:
+                members.discard(channel)
+                if not members:
+                    del self.groups[group_channel]
+                    await self._get_shard(group_channel).unsubscribe(group_channel)
         if self.channels.pop(channel, None) is not None:
             await self._get_shard(channel).unsubscribe(channel)
 
@@ -136,8 +145,8 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):
         """Send many group messages in one round trip per shard (hunts.events.LoopPublisher's batches)."""
         await self._get_layer().group_send_many(messages)
 
-    async def delete_channel(self, channel: str) -> None:
-        await self._get_layer().delete_channel(channel)
+    async def delete_channel(self, channel: str, groups=()) -> None:
+        await self._get_layer().delete_channel(channel, groups)
 
     def _get_layer(self):
         loop = asyncio.get_running_loop()

@@ -14,8 +14,10 @@ costs follow:
   constant-time move of the collector's lists): the sockets' objects leave the collector's generations,
   so its collections stay short however many sockets are open.
 - Frozen objects are never collected, so the garbage they become when their sockets close waits for a
-  release. A release comes once `min_closed` sockets have closed since the last one and either no more
-  than `fraction` of the peak is still open (a storm fell back, a hunt ended) or as many have closed as
+  release, as does cyclic garbage not yet collected when a freeze comes (at most one young generation's
+  worth per freeze; a process that never sees `min_closed` closes keeps it).
+- A release comes once `min_closed` sockets have closed since the last one and either no more than
+  `fraction` of the peak is still open (a storm fell back, a hunt ended) or as many have closed as
   are open (the sockets have turned over). It waits until no socket has closed for `quiet` seconds (at
   most `max_wait`), then unfreezes, runs one full collection, freezes what survived, and asks glibc to
   return free pages (`malloc_trim`). It logs what it did and how long the pause was.

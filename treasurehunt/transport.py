@@ -1,4 +1,4 @@
-"""daphne's accepted TCP connections write straight to the socket when nothing is waiting to be sent.
+"""Server-side TCP connections (daphne's accepted sockets) write straight to the socket when nothing waits.
 
 Twisted's transports never write in `write()`: they append the bytes to a buffer and register the socket
 with the reactor for writing; on the loop's next pass the reactor sees it writable, sends, and
@@ -11,8 +11,10 @@ asyncio's own transports try the socket first and buffer only what it did not ta
 twisted's server connections the same: when no earlier bytes are waiting, `write()` sends at once
 (`writeSomeData`, which turns EAGAIN into 0 and other socket errors into a lost connection), and only
 a remainder is buffered and registered as before. Anything unusual (TLS started on the connection, a
-half-close or close under way, bytes already waiting, an error from the socket) takes twisted's own
-path unchanged, so its order, back-pressure and error handling stay as they are.
+half-close, close or abort under way, bytes already waiting, a pull producer that twisted resumes only
+once the buffer drains, an error from the socket) takes twisted's own path unchanged, so its order,
+back-pressure and error handling stay as they are. The patch is on `twisted.internet.tcp.Server`, so it
+covers every server-side TCP connection of the process; daphne's are the only ones here.
 """
 
 from twisted.internet import tcp
@@ -31,6 +33,8 @@ def write(self, data: bytes) -> None:
         and not self.disconnecting
         and not self._writeDisconnecting
         and not self._writeDisconnected
+        and not self._aborting
+        and (self.producer is None or self.streamingProducer)
     ):
         sent = self.writeSomeData(data)
         if type(sent) is int and sent > 0:

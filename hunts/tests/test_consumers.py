@@ -165,6 +165,25 @@ async def test_hello_names_the_user_team_heads_and_hunt(world, sockets):
     assert cache.get(head_key("team", world.alpha.pk)) == 0
 
 
+async def test_a_socket_runs_on_the_consumers_own_dispatch_loop(world, sockets, monkeypatch):
+    """HuntConsumer.__call__ reads the socket and the layer through hunts.consumers.dispatch_loop."""
+    from hunts import consumers
+
+    loops = []
+    real = consumers.dispatch_loop
+
+    async def spy(sources, dispatch):
+        loops.append(len(sources))
+        await real(sources, dispatch)
+
+    monkeypatch.setattr(consumers, "dispatch_loop", spy)
+    socket = await sockets(token=world.tokens["ann"])
+    assert (await receive(socket))["type"] == "hello"
+    await socket.send_json_to({"type": "ping"})
+    assert (await receive_until(socket, "pong"))["type"] == "pong"
+    assert loops == [2]  # the socket and the channel layer
+
+
 async def test_staff_connect_without_a_team(world, sockets):
     socket = await sockets(token=world.tokens["sam"])
 

@@ -5,6 +5,7 @@ import asyncio
 import pytest
 from channels.exceptions import StopConsumer
 
+from hunts import consumers
 from hunts.consumers import dispatch_loop
 
 
@@ -72,3 +73,36 @@ async def test_a_cancelled_loop_cancels_its_sources():
     with pytest.raises(asyncio.CancelledError):
         await task
     assert sorted(cancelled) == ["a", "b"]
+
+
+async def test_a_cancelled_dispatch_ends_the_loop():
+    (_, get_a), (_, get_b) = source("x"), source()
+
+    async def dispatch(message):
+        raise asyncio.CancelledError()  # e.g. a database hop cancelled under the handler
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(dispatch_loop([get_a, get_b], dispatch), timeout=5)
+
+
+async def test_a_backlog_lets_other_work_run_while_it_drains():
+    backlog = 3 * consumers.YIELD_EVERY
+    (_, get_a) = source(*range(backlog))
+    ran_between, seen = [], []
+
+    async def other():
+        while len(seen) < backlog:
+            ran_between.append(len(seen))
+            await asyncio.sleep(0)
+
+    async def dispatch(message):  # never suspends, as a pushed frame's send does not
+        seen.append(message)
+        if len(seen) == backlog:
+            raise StopConsumer()
+
+    watcher = asyncio.ensure_future(other())
+    with pytest.raises(StopConsumer):
+        await asyncio.wait_for(dispatch_loop([get_a], dispatch), timeout=5)
+    await watcher
+    assert seen == list(range(backlog))
+    assert any(0 < n < backlog for n in ran_between)  # the other task ran in the middle of the backlog

@@ -320,6 +320,24 @@ async def test_delete_channel_forgets_the_queue_and_the_subscription(redis_layer
 
 
 @pytest.mark.integration
+async def test_delete_channel_also_leaves_the_groups_it_names(redis_layer):
+    layer = redis_layer
+    members = await joined(layer, {"solo": 1, "pair": 2})
+    (solo,), (first, second) = members["solo"], members["pair"]
+    await layer.group_add("pair", solo)
+    loop_layer_ = layer._get_layer()
+    solo_group, pair_group = (loop_layer_._get_group_channel_name(g) for g in ("solo", "pair"))
+    shard = loop_layer_._get_shard(solo_group)
+
+    await layer.delete_channel(solo, groups=["solo", "pair", "never-joined"])
+
+    assert solo_group not in loop_layer_.groups and solo_group not in shard._subscribed_to
+    assert loop_layer_.groups[pair_group] == {first, second}  # the others stay, and so does the group
+    assert pair_group in loop_layer_._get_shard(pair_group)._subscribed_to
+    await layer.delete_channel(solo, groups=["pair"])  # idempotent
+
+
+@pytest.mark.integration
 async def test_a_consumer_ending_while_a_frame_waits_leaves_no_channel_behind(redis_layer, monkeypatch):
     """hunts.consumers.dispatch_loop cancels the layer's source while it waits to dispatch: the consumer
     deletes its channel itself (channels_redis would only on a cancelled receive)."""

@@ -1,19 +1,24 @@
 """Write-through for twisted's server connections (treasurehunt/transport.py), on a real socket pair."""
 
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 from twisted.internet import tcp
+from twisted.internet.interfaces import IPullProducer
 from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactor
+from zope.interface import implementer
 
 from treasurehunt import transport
 
 
 @pytest.fixture
-def connection():
+def connection(monkeypatch):
     """A twisted server connection on one end of a socket pair (the test reads the other end)."""
-    transport.install()
+    monkeypatch.setattr(tcp.Server, "write", transport.write)  # restored after the test
     ours, peer = socket.socketpair()
     ours.setblocking(False)
     peer.settimeout(2)
@@ -34,9 +39,14 @@ def read(peer: socket.socket, n: int) -> bytes:
 
 
 def test_the_asgi_entry_point_installs_it():
-    import treasurehunt.asgi  # noqa: F401
-
-    assert transport.installed()
+    # In a process of its own: nothing else in it has installed the patch, and importing the entry point
+    # (which freezes the collector) leaves this one alone.
+    code = "import treasurehunt.asgi; from treasurehunt import transport; print(transport.installed())"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "treasurehunt.settings"}
+    env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert done.stdout.strip().splitlines()[-1:] == ["True"], done.stderr[-2000:]
 
 
 def test_a_write_with_nothing_waiting_goes_out_at_once_without_registering_for_writing(connection):
@@ -83,3 +93,33 @@ def test_a_socket_error_is_left_to_twisted_to_report(connection):
     # Buffered as twisted would; its doWrite reports the lost connection.
     assert conn._tempDataLen == 4 and reactor.getWriters() == [conn]
     assert conn.doWrite() is not None
+
+
+@implementer(IPullProducer)
+class Pull:
+    def __init__(self):
+        self.resumed = 0
+
+    def resumeProducing(self):
+        self.resumed += 1
+
+    def stopProducing(self):
+        pass
+
+
+def test_a_pull_producer_keeps_twisteds_path_so_it_is_resumed_when_the_buffer_drains(connection):
+    conn, peer, reactor = connection
+    producer = Pull()
+    conn.registerProducer(producer, False)  # twisted resumes a pull producer once at registration
+    resumed = producer.resumed
+    conn.write(b"chunk")
+    assert conn._tempDataLen == 5 and reactor.getWriters() == [conn]
+    conn.doWrite()  # the buffer drains: twisted asks the producer for more
+    assert read(peer, 5) == b"chunk" and producer.resumed == resumed + 1
+
+
+def test_an_aborting_connection_takes_twisteds_path(connection):
+    conn, peer, reactor = connection
+    conn._aborting = True
+    conn.write(b"dropped")
+    assert conn._tempDataLen == 7
