@@ -138,7 +138,8 @@ if REDIS_URL:
 else:
     CELERY_BROKER_URL = "memory://"
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # channels' in-memory layer, sweeping expired entries once a second (treasurehunt/layers.py).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "treasurehunt.layers.InMemoryLayer"}}
     # Tasks run in-process, after commit, through the same enqueue helper.
     CELERY_TASK_ALWAYS_EAGER = True
 

@@ -389,3 +389,40 @@ async def test_a_consumer_ending_while_a_frame_waits_leaves_no_channel_behind(re
     assert pushed == []
     assert channel not in channels
     assert channel not in redis_layer._get_layer()._get_shard(channel)._subscribed_to
+
+
+async def test_the_in_memory_layer_sweeps_expired_entries_at_most_once_a_second(monkeypatch):
+    from channels.layers import InMemoryChannelLayer
+
+    from treasurehunt.layers import InMemoryLayer
+
+    layer = InMemoryLayer(expiry=60)
+    sweeps = []
+    monkeypatch.setattr(InMemoryChannelLayer, "_clean_expired", lambda self: sweeps.append(1))
+    now = [100.0]
+    monkeypatch.setattr(layers.time, "monotonic", lambda: now[0])
+    channel = await layer.new_channel()
+    for n in range(50):
+        await layer.send(channel, {"type": "event.forward", "n": n})
+        await layer.receive(channel)
+    assert sweeps == [1]  # the first call swept; the rest came within the second
+    now[0] += layers.InMemoryLayer.CLEAN_EVERY
+    await layer.send(channel, {"type": "event.forward"})
+    await layer.receive(channel)
+    assert sweeps == [1, 1]
+
+
+async def test_the_in_memory_layer_still_drops_expired_messages_and_their_channels_groups(monkeypatch):
+    from treasurehunt.layers import InMemoryLayer
+
+    layer = InMemoryLayer(expiry=60)
+    stuck, live = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add("hunt", stuck)
+    await layer.group_add("hunt", live)
+    await layer.send(stuck, {"type": "event.forward", "n": 1})
+    real_time = layers.time.time
+    monkeypatch.setattr("channels.layers.time.time", lambda: real_time() + 61)  # the message is now old
+    layer._swept_at = float("-inf")  # a second has passed since the last sweep
+    await layer.group_send("hunt", {"type": "event.forward", "n": 2})
+    assert stuck not in layer.groups["hunt"]  # a channel that stopped reading leaves its groups
+    assert (await layer.receive(live))["n"] == 2
