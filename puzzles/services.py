@@ -374,7 +374,9 @@ def _check_guess_limit(hunt: Hunt, puzzle: Puzzle, now: datetime) -> None:
     # The limit is reached while the guesses-th newest guess is in the window; a slot frees when it leaves
     # (the oldest counted guess, also when the limit was lowered and more guesses are in the window).
     if puzzle.nth_at is not None:
-        wait = (puzzle.nth_at + window - now).total_seconds()
+        # A teammate's guess that took the lock first may carry a time just after this request's `now`
+        # (another process's clock read): the wait is never longer than the window itself.
+        wait = min((puzzle.nth_at + window - now).total_seconds(), window.total_seconds())
         raise RateLimited(
             f"Your team has made {limit['guesses']} guesses on this puzzle in the last {limit['minutes']} "
             f"minutes; try again in {max(1, math.ceil(wait))} s.",  # the same number as retry_after

@@ -234,6 +234,19 @@ def test_limit_reached_gives_the_seconds_until_the_oldest_guess_leaves_the_windo
     assert "try again in 60 s" in exc.value.message
 
 
+def test_the_wait_is_never_longer_than_the_window(monkeypatch, puzzle, team, player):
+    """Teammates' guesses that took the lock first may carry a time just after this request's own."""
+    now = timezone.now()
+    incorrect_guesses_before(now, team, puzzle, "seconds", (-0.5, -0.4, -0.3))
+    freeze(monkeypatch, now)
+
+    with pytest.raises(RateLimited) as exc:
+        guess(team, player, "late")
+
+    assert exc.value.retry_after == 600
+    assert "try again in 600 s" in exc.value.message
+
+
 def test_after_the_limit_was_lowered_the_wait_lasts_until_a_slot_frees(monkeypatch, puzzle, team, player):
     now = timezone.now()
     incorrect_guesses_before(now, team, puzzle, "minutes", (9, 8, 5, 1))
