@@ -41,6 +41,7 @@ import redis
 from bench import loadgen
 from bench.loadgen import Fleet, GuessMaker, Player, Progress, bare_guess, http_load
 from testing.processes import BIN, ROOT, Process, RedisServer, Stack, free_port
+from treasurehunt.memory import rss_kb
 
 RESULTS = ROOT / "bench" / "results"
 BENCHMARKS = ROOT / "BENCHMARKS.md"
@@ -158,10 +159,6 @@ def machine() -> dict:
         "kernel": platform.release(),
         "python": platform.python_version(),
     }
-
-
-def rss_kb(pid: int) -> int:
-    return int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1))
 
 
 async def settled_rss(pid: int, *, steady: float = 2.0, timeout: float = 15.0) -> int:

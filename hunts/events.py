@@ -236,8 +236,9 @@ def _serving_event_loop() -> asyncio.AbstractEventLoop | None:
 class LoopPublisher:
     """Sends the batches handed over by sync code, on the event loop, one at a time in the order given.
 
-    One per loop: a single sender keeps each group's frames in seq order. A batch that fails or takes
-    longer than PUBLISH_TIMEOUT_SECONDS is logged and dropped (clients recover through resume); past
+    One per loop: a single sender keeps each group's frames in seq order. Waiting batches go out merged, up
+    to MAX_BATCH frames per round trip; a round trip that fails or takes longer than
+    PUBLISH_TIMEOUT_SECONDS is logged and its frames dropped (clients recover through resume); past
     MAX_PENDING waiting batches (Redis gone), new ones are dropped the same way instead of piling up.
     """
 

@@ -118,13 +118,8 @@ class SlicedLoopLayer(RedisPubSubLoopLayer):
         which a consumer cancelled before its disconnect handler never calls.
         """
         for group in groups:
-            group_channel = self._get_group_channel_name(group)
-            members = self.groups.get(group_channel)
-            if members is not None and channel in members:
-                members.discard(channel)
-                if not members:
-                    del self.groups[group_channel]
-                    await self._get_shard(group_channel).unsubscribe(group_channel)
+            if channel in self.groups.get(self._get_group_channel_name(group), ()):
+                await self.group_discard(group, channel)  # which asserts membership: checked first
         if self.channels.pop(channel, None) is not None:
             await self._get_shard(channel).unsubscribe(channel)
 

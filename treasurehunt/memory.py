@@ -28,7 +28,6 @@ import ctypes
 import ctypes.util
 import gc
 import logging
-import os
 import time
 
 log = logging.getLogger(__name__)
@@ -44,12 +43,12 @@ def _malloc_trim():
     return trim
 
 
-def rss_kb() -> int | None:
-    """This process's resident set size in KB (Linux), or None."""
+def rss_kb(pid: int | str = "self") -> int | None:
+    """A process's resident set size in KB (Linux; this process by default), or None."""
     try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-    except (OSError, ValueError, IndexError):
+        with open(f"/proc/{pid}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    except (OSError, ValueError, IndexError, StopIteration):
         return None
 
 

@@ -145,3 +145,11 @@ def test_the_watch_logs_slow_full_collections(caplog):
         watch("stop", {"generation": 2, "collected": 7, "uncollectable": 0})
     assert watch.full == 1
     assert "full collection took" in caplog.text and "7 collected" in caplog.text
+
+
+def test_rss_is_read_for_this_process_or_another_and_none_for_a_missing_one():
+    import os
+
+    own = memory.rss_kb()
+    assert own > 0 and abs(memory.rss_kb(os.getpid()) - own) < own * 0.1
+    assert memory.rss_kb(2**22 + 12345) is None  # above Linux's pid limit: no such process
