@@ -128,11 +128,6 @@ def require_team(*, hunt: Hunt, user) -> Team:
     return team_required(team_of(hunt=hunt, user=user))
 
 
-def require_team_or_staff(*, hunt: Hunt, user) -> Team | None:
-    """The user's team; staff may go without one (None). Anyone else without a team is NotFound."""
-    return team_or_staff_required(team_of(hunt=hunt, user=user), user)
-
-
 def team_required(team: Team | None) -> Team:
     """The team read for a caller; NotFound when they have none."""
     if team is None:

@@ -9,7 +9,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 
 from .errors import Conflict, NotFound, RateLimited
-from .services import get_hunt, require_team, team_of
+from .services import hunt_and_team, team_required
 
 
 class FormInvalid(Exception):
@@ -114,10 +114,9 @@ def hunt_page(*, team: bool = False):
         @wraps(view)
         def wrapper(request, hunt: str, **kwargs):
             try:
-                hunt_obj = get_hunt(slug=hunt, user=request.user)
-                team_obj = (require_team if team else team_of)(hunt=hunt_obj, user=request.user)
-                if team_obj is not None:
-                    team_obj.hunt = hunt_obj  # one Hunt instance per request
+                hunt_obj, team_obj = hunt_and_team(slug=hunt, user=request.user)  # as the API reads them
+                if team:
+                    team_obj = team_required(team_obj)
                 return view(request, hunt_obj, team_obj, **kwargs)
             except NotFound as exc:
                 raise Http404(exc.message) from exc
