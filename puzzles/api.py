@@ -118,9 +118,9 @@ class GuessCreateView(HuntScoped, APIView):
             text=data["answer"],
             client_id=data.get("client_id"),
         )
-        if not created or guess.status == Guess.Status.PENDING:
-            # Read it again: a repeat comes without its puzzle and user, and in the embedded default the
-            # judge task has run on commit by now. A guess judged inline is final as it is.
+        if created and guess.status == Guess.Status.PENDING:
+            # Read it again: in the embedded default the judge task has run on commit by now. A guess
+            # judged inline is final as it is, and a repeat comes with its puzzle and user.
             guess = Guess.objects.select_related("puzzle", "user").get(pk=guess.pk)
         if not created:
             code = status.HTTP_200_OK

@@ -264,10 +264,11 @@ def submit_guess(
     key = keys[0] if puzzle.all_exact else keys[1]
     if not key:
         raise ValidationError({"answer": ["Enter an answer with at least one letter or digit."]})
+    # A repeat returns the original with what its callers show of it (puzzle, user).
     if puzzle.seen_by_client is not None:  # 4
-        return Guess.objects.get(pk=puzzle.seen_by_client), False
+        return Guess.objects.select_related("puzzle", "user").get(pk=puzzle.seen_by_client), False
     if puzzle.seen_by_key is not None:  # 5
-        return Guess.objects.get(pk=puzzle.seen_by_key), False
+        return Guess.objects.select_related("puzzle", "user").get(pk=puzzle.seen_by_key), False
     if puzzle.solved:  # 6
         raise ValidationError("Already solved")
     _check_guess_limit(hunt, puzzle, now)  # 7
