@@ -168,7 +168,9 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         sources = [receive]
         if self.channel_layer is not None:
-            self.channel_name = await self.channel_layer.new_channel()
+            # Only groups reach this consumer: on the Redis layer its channel needs no subscription.
+            new_channel = getattr(self.channel_layer, "new_local_channel", self.channel_layer.new_channel)
+            self.channel_name = await new_channel()
             sources.append(functools.partial(self.channel_layer.receive, self.channel_name))
         try:
             await dispatch_loop(sources, self.dispatch)

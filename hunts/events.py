@@ -113,11 +113,13 @@ class EventLog:
     def flush(self) -> list[Event]:
         """Write the events, the new heads and the saved team fields; push the events after commit."""
         # Written out (treasurehunt/hotsql.py): every guess flushes here.
-        hotsql.insert(self.events)
-        for team in self._teams.values():
-            hotsql.update(team, sorted({"event_seq", *self._team_fields.get(team.pk, ())}))
+        updates = [
+            (team, sorted({"event_seq", *self._team_fields.get(team.pk, ())}))
+            for team in self._teams.values()
+        ]
         if self._hunt_touched:
-            hotsql.update(self.hunt, ["event_seq"])
+            updates.append((self.hunt, ["event_seq"]))
+        hotsql.insert_and_update(self.events, updates)  # one statement on PostgreSQL
         events, staff = self.events, self.staff_frames
         if events:
             hunt_id = self.hunt.pk

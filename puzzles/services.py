@@ -124,6 +124,12 @@ def _hot_sql(vendor: str) -> dict[str, str]:
         f"SELECT 1 FROM {t(Puzzle)} p2 WHERE p2.{c(Puzzle, 'hunt')} = p.{c(Puzzle, 'hunt')} "
         f"AND p2.{c(Puzzle, 'has_rules')} = %s"
     )
+    answers = hotsql.json_rows(  # puzzle.answers.order_by("order", "id")
+        Answer,
+        "a",
+        f"a.{c(Answer, 'puzzle')} = p.{c(Puzzle, 'id')}",
+        f"a.{c(Answer, 'order')}, a.{c(Answer, 'id')}",
+    )
     team = (
         f"SELECT {hotsql.columns(Team, 't')}, {hotsql.columns(Hunt, 'h')} FROM {t(Team)} t "
         f"INNER JOIN {t(Hunt)} h ON h.{c(Hunt, 'id')} = t.{c(Team, 'hunt')} WHERE t.{c(Team, 'id')} = %s"
@@ -143,6 +149,7 @@ def _hot_sql(vendor: str) -> dict[str, str]:
         #     .values_list("created_at")[n - 1]: when the n-th newest guess in the limit's window was made
         # may_claim, may_unlock: whether a solve could complete an auto-claimed treasure or a rule at all
         #     (the queries that decide, _treasures_now_due and locked_rules, are skipped when not)
+        # answers: puzzle.answers.order_by("order", "id"), as JSON (hotsql.json_rows)
         "puzzle": (
             f"SELECT {hotsql.columns(Puzzle, 'p', skip=_LIGHT)}, "
             f"EXISTS (SELECT 1 FROM {t(Solve)} s WHERE s.{c(Solve, 'team')} = %s "
@@ -152,7 +159,7 @@ def _hot_sql(vendor: str) -> dict[str, str]:
             f"(CASE WHEN p.{c(Puzzle, 'all_exact')} THEN %s ELSE %s END)), "
             f"(SELECT {created} FROM {t(Guess)} g WHERE g.{c(Guess, 'team')} = %s AND {on_puzzle} "
             f"AND {created} > %s ORDER BY {created} DESC LIMIT 1 OFFSET %s), "
-            f"EXISTS ({auto_treasure}), EXISTS ({ruled}) "
+            f"EXISTS ({auto_treasure}), EXISTS ({ruled}), {answers} "
             f"FROM {t(Puzzle)} p WHERE p.{c(Puzzle, 'hunt')} = %s AND p.{c(Puzzle, 'slug')} = %s "
             f"AND (EXISTS ({unlock_row}) OR (%s AND p.{c(Puzzle, 'has_rules')} = %s "
             f"AND NOT EXISTS ({unlock_row})))"
@@ -184,7 +191,8 @@ def _puzzle_for_guess(
     client_id or with this answer's dedupe key on the puzzle (`keys`: for exact-only puzzles, for others);
     `nth_at`, when the n-th newest guess after `since` was made (`limit`: (since, n)), else None;
     `may_claim` (an auto-claimed treasure requires it) and `may_unlock` (the hunt has rule-based puzzles),
-    without which a solve skips the treasure and unlock queries. Locked and unknown puzzles are NotFound.
+    without which a solve skips the treasure and unlock queries; `answer_list`, its answers in authoring
+    order (as _answers). Locked and unknown puzzles are NotFound.
     """
     since, n = limit if limit is not None else (None, 1)
     params = [
@@ -210,7 +218,8 @@ def _puzzle_for_guess(
     if row is None:
         raise NotFound(f"No puzzle '{slug}' is open for your team.")
     puzzle = hotsql.from_row(Puzzle, row, skip=_LIGHT)
-    solved, by_client, by_key, nth_at, may_claim, may_unlock = row[hotsql.width(Puzzle, _LIGHT) :]
+    solved, by_client, by_key, nth_at, may_claim, may_unlock, answers = row[hotsql.width(Puzzle, _LIGHT) :]
+    puzzle.answer_list = hotsql.from_json_rows(Answer, answers)
     puzzle.solved = bool(solved)
     puzzle.may_claim, puzzle.may_unlock = bool(may_claim), bool(may_unlock)
     puzzle.seen_by_client, puzzle.seen_by_key = by_client, by_key
@@ -272,7 +281,7 @@ def submit_guess(
     if puzzle.solved:  # 6
         raise ValidationError("Already solved")
     _check_guess_limit(hunt, puzzle, now)  # 7
-    answers = _answers(puzzle)  # 8
+    answers = puzzle.answer_list  # 8 (read with the puzzle)
     status, response = (
         checkers.judge(answers, text) if puzzle.all_exact else _judge_inline_final(answers, text)
     )

@@ -21,6 +21,7 @@ presence frames do not queue up one round trip each in front of an announcement.
 import asyncio
 import logging
 import time
+import uuid
 from collections import deque
 
 from channels.layers import InMemoryChannelLayer
@@ -110,6 +111,18 @@ class SlicedLoopLayer(RedisPubSubLoopLayer):
         super().__init__(*args, **kwargs)
         self._shards = [SlicedShardConnection(shard.host, self) for shard in self._shards]
 
+    async def new_local_channel(self, prefix: str = "specific.") -> str:
+        """A channel that only group messages reach: its queue, and no SUBSCRIBE of its own in Redis.
+
+        channels_redis subscribes every new channel so that send() from any process reaches it; the live
+        stream's consumers are only ever sent to through their groups (hunts.events), so each connect
+        saves a SUBSCRIBE and each disconnect an UNSUBSCRIBE (BENCHMARKS.md, "Fixes"). A send() to such
+        a channel is dropped by Redis, as one to any unsubscribed name.
+        """
+        channel = f"{self.prefix}{prefix}{uuid.uuid4().hex}"
+        self.channels[channel] = asyncio.Queue()
+        return channel
+
     async def delete_channel(self, channel: str, groups=()) -> None:
         """Forget a consumer's channel: its queue, its subscription, its place in these groups (idempotent).
 
@@ -121,7 +134,9 @@ class SlicedLoopLayer(RedisPubSubLoopLayer):
             if channel in self.groups.get(self._get_group_channel_name(group), ()):
                 await self.group_discard(group, channel)  # which asserts membership: checked first
         if self.channels.pop(channel, None) is not None:
-            await self._get_shard(channel).unsubscribe(channel)
+            shard = self._get_shard(channel)
+            if channel in shard._subscribed_to:  # not for a local channel
+                await shard.unsubscribe(channel)
 
     async def group_send_many(self, messages: list[tuple[str, dict]]) -> None:
         """group_send of each (group, message), in order per shard, one round trip per shard."""
@@ -141,6 +156,9 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):
     async def group_send_many(self, messages: list[tuple[str, dict]]) -> None:
         """Send many group messages in one round trip per shard (hunts.events.LoopPublisher's batches)."""
         await self._get_layer().group_send_many(messages)
+
+    async def new_local_channel(self, prefix: str = "specific.") -> str:
+        return await self._get_layer().new_local_channel(prefix)
 
     async def delete_channel(self, channel: str, groups=()) -> None:
         await self._get_layer().delete_channel(channel, groups)

@@ -145,6 +145,37 @@ def check_answers_come_in_authoring_order():
     assert [a.parameters["value"] for a in answers] == ["A", "B", "B2", "C"]
 
 
+def check_the_puzzle_brings_its_answers_in_authoring_order():
+    hunt, team, puzzles = build_world()
+    puzzle = puzzles["free"]
+    for order, final, kind, parameters in [
+        (2, True, "exact", {"value": "C"}),
+        (0, False, "numeric", {"value": 4.5, "tolerance": 0.1}),
+        (1, True, "set", {"values": ["x", "y"]}),
+        (1, False, "regex", {"pattern": "^b+$"}),
+    ]:
+        factories.AnswerFactory(
+            puzzle=puzzle, order=order, final=final, kind=kind, parameters=parameters, response=f"r{order}"
+        )
+    factories.AnswerFactory(puzzle=puzzles["ruled-open"], parameters={"value": "other puzzle"})
+    found = services._puzzle_for_guess(team=team, slug="free", now=timezone.now()).answer_list
+    fields = ["pk", "puzzle_id", "kind", "parameters", "final", "response", "order"]
+    expected = list(puzzle.answers.order_by("order", "id"))
+    assert [[getattr(a, f) for f in fields] for a in found] == [
+        [getattr(a, f) for f in fields] for a in expected
+    ]
+    assert all(type(a.final) is bool for a in found)
+    assert services._puzzle_for_guess(team=team, slug="ruled-open", now=timezone.now()).answer_list[
+        0
+    ].parameters == {"value": "other puzzle"}
+    assert services._puzzle_for_guess(team=team, slug="solved", now=timezone.now()).answer_list == []
+
+
+@pytest.mark.django_db
+def test_the_puzzle_brings_its_answers_in_authoring_order():
+    check_the_puzzle_brings_its_answers_in_authoring_order()
+
+
 @pytest.mark.django_db
 def test_unlocked_puzzle_matches_unlocked_for():
     check_unlocked_puzzle_matches_unlocked_for()
@@ -177,6 +208,7 @@ def test_the_written_out_sql_matches_its_querysets_on_postgresql():
     check_a_hunt_without_rules_or_auto_treasures_skips_both()
     check_seen_and_recent_guesses_match_their_querysets()
     check_answers_come_in_authoring_order()
+    check_the_puzzle_brings_its_answers_in_authoring_order()
     check_the_guessing_team_lock_reads_team_and_hunt()
 
 
@@ -196,3 +228,43 @@ def test_insert_sets_the_ids_with_or_without_returning(monkeypatch, returning):
     assert all(e.pk is not None and not e._state.adding for e in events)
     stored = {e.pk: (e.seq, e.data) for e in Event.objects.filter(team=team)}
     assert stored == {e.pk: (e.seq, {"n": e.seq}) for e in events}
+
+
+def check_insert_and_update_writes_rows_and_heads_in_one_statement_where_it_can():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from hunts.models import Event
+    from treasurehunt import hotsql
+
+    team = factories.MembershipFactory().team
+    hunt = team.hunt
+    team.event_seq, team.score, hunt.event_seq = 2, 7, 1
+    events = [
+        Event(hunt_id=hunt.pk, team=team, seq=1, kind="k", data={"n": 1}),
+        Event(hunt_id=hunt.pk, team=team, seq=2, kind="k", data={"n": 2}),
+        Event(hunt_id=hunt.pk, team=None, seq=1, kind="h", data={}),
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        hotsql.insert_and_update(events, [(team, ["event_seq", "score"]), (hunt, ["event_seq"])])
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 3)
+    assert all(e.pk is not None and not e._state.adding for e in events)
+    stored = {e.pk: (e.team_id, e.seq, e.data) for e in Event.objects.filter(hunt=hunt)}
+    assert stored == {e.pk: (e.team_id, e.seq, e.data) for e in events}
+    team.refresh_from_db()
+    hunt.refresh_from_db()
+    assert (team.event_seq, team.score, hunt.event_seq) == (2, 7, 1)
+    with CaptureQueriesContext(connection) as queries:
+        hotsql.insert_and_update([], [(team, ["score"])])  # updates alone
+    assert len(queries) == 1
+
+
+@pytest.mark.django_db
+def test_insert_and_update_writes_rows_and_heads():
+    check_insert_and_update_writes_rows_and_heads_in_one_statement_where_it_can()
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+def test_insert_and_update_is_one_statement_on_postgresql():
+    check_insert_and_update_writes_rows_and_heads_in_one_statement_where_it_can()

@@ -320,6 +320,26 @@ async def test_delete_channel_forgets_the_queue_and_the_subscription(redis_layer
 
 
 @pytest.mark.integration
+async def test_a_local_channel_gets_group_messages_without_a_subscription_of_its_own(redis_layer):
+    layer = redis_layer
+    local, subscribed = await layer.new_local_channel(), await layer.new_channel()
+    loop_layer_ = layer._get_layer()
+    assert local in loop_layer_.channels and local not in loop_layer_._get_shard(local)._subscribed_to
+    assert subscribed in loop_layer_._get_shard(subscribed)._subscribed_to
+    for channel in (local, subscribed):
+        await layer.group_add("team", channel)
+
+    await layer.group_send("team", {"type": "event.forward", "n": 1})
+
+    got = await asyncio.wait_for(asyncio.gather(layer.receive(local), layer.receive(subscribed)), timeout=10)
+    assert got == [{"type": "event.forward", "n": 1}] * 2
+    await layer.delete_channel(local, groups=["team"])
+    await layer.delete_channel(local, groups=["team"])  # idempotent
+    assert local not in loop_layer_.channels
+    assert loop_layer_.groups[loop_layer_._get_group_channel_name("team")] == {subscribed}
+
+
+@pytest.mark.integration
 async def test_delete_channel_also_leaves_the_groups_it_names(redis_layer):
     layer = redis_layer
     members = await joined(layer, {"solo": 1, "pair": 2})
@@ -376,6 +396,8 @@ async def test_a_consumer_ending_while_a_frame_waits_leaves_no_channel_behind(re
     assert (await communicator.connect())[0]
     channels = redis_layer._get_layer().channels
     (channel,) = [name for name in channels if name.startswith(redis_layer._get_layer().prefix)]
+    shard = redis_layer._get_layer()._get_shard(channel)
+    assert channel not in shard._subscribed_to  # the consumer's own channel is local (new_local_channel)
     await communicator.send_to(text_data="hold")
     await asyncio.sleep(0.05)
     await redis_layer.group_send(group, {"type": "event.forward", "text": "{}"})
