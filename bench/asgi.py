@@ -8,10 +8,10 @@ one event loop. The app never routes /bench/: these routes exist only in a daphn
 """
 
 from channels.routing import URLRouter
-from django.core.handlers.asgi import ASGIHandler
 from django.urls import path
 
 from treasurehunt.asgi import application as app  # sets up Django first
+from treasurehunt.http import ASGIHandler  # the app's own HTTP handler
 
 from .baseline.consumers import BareConsumer  # noqa: E402
 
@@ -19,7 +19,7 @@ BASELINE_URLCONF = "bench.baseline.urls"
 
 
 class BaselineHTTPHandler(ASGIHandler):
-    """Django's ASGI handler (same middleware, same authentication) resolving against the baseline URLconf."""
+    """The app's HTTP handler (same middleware and authentication), resolving against the baseline URLconf."""
 
     def create_request(self, scope, body_file):
         request, error = super().create_request(scope, body_file)
