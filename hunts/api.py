@@ -43,7 +43,10 @@ class HuntScoped:
 
     @cached_property
     def _hunt_and_team(self) -> tuple[Hunt, Team | None]:
-        return services.hunt_and_team(slug=self.kwargs["hunt"], user=self.request.user)
+        request = self.request  # token authentication may have read the hunt and team already
+        return services.hunt_and_team(
+            slug=self.kwargs["hunt"], user=request.user, read=getattr(request, "hunt_access", None)
+        )
 
     @cached_property
     def hunt(self) -> Hunt:

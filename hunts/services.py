@@ -57,11 +57,17 @@ def no_such_hunt(slug: str) -> NotFound:
 NOT_ON_A_TEAM = "You are not on a team in this hunt."
 
 
-def hunt_and_team(*, slug: str, user) -> tuple[Hunt, Team | None]:
-    """get_hunt and team_of: one statement for a signed-in user (stream_access), as a request reads them."""
-    if not getattr(user, "is_authenticated", False):
+def hunt_and_team(*, slug: str, user, read: tuple | None = None) -> tuple[Hunt, Team | None]:
+    """get_hunt and team_of: one statement for a signed-in user (stream_access), as a request reads them.
+
+    `read`: (slug, hunt, team) as token_access read them along with the caller, for this request.
+    """
+    if read is not None and read[0] == slug:
+        _, hunt, team = read
+    elif not getattr(user, "is_authenticated", False):
         return get_hunt(slug=slug, user=user), None
-    _, hunt, team = stream_access(hunt_slug=slug, user=user)
+    else:
+        _, hunt, team = stream_access(hunt_slug=slug, user=user)
     if hunt is None:
         raise no_such_hunt(slug)
     return hunt, team
@@ -101,12 +107,28 @@ def stream_access(*, hunt_slug: str, token_key: str | None = None, user=None):
         row = hotsql.fetch_one(_stream_access_sql(connection.vendor, "user"), [hunt_slug, user.pk])
     else:
         row = None
+    found, hunt, team = _access(row)
+    if found is None or not found.is_active:
+        return None, None, None
+    return found, hunt, team
+
+
+def token_access(*, key: str, hunt_slug: str | None):
+    """The user behind an API token, with the hunt of this slug and the user's team on it, in one statement:
+    (user, hunt, team) as stream_access reads them, except that the user may be inactive (None: no such
+    token). For hunts.authentication: a hunt-scoped API request knows its caller, hunt and team at once.
+    """
+    from django.db import connection
+
+    row = hotsql.fetch_one(_stream_access_sql(connection.vendor, "token"), [hunt_slug or "", key])
+    return _access(row)
+
+
+def _access(row: tuple | None):
     if row is None:
         return None, None, None
     User = get_user_model()
     found = hotsql.from_row(User, row)
-    if not found.is_active:
-        return None, None, None
     start = hotsql.width(User)
     hunt = hotsql.from_row(Hunt, row, start=start)
     if hunt.pk is None or not hunt.is_visible_to(found):

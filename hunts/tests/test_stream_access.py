@@ -182,3 +182,62 @@ def test_the_rules_of_who_gets_what():
 def test_stream_access_matches_the_orm_on_postgresql(check):
     assert connection.vendor == "postgresql"
     check()
+
+
+STOCK_TOKEN_AUTH = "rest_framework.authentication.TokenAuthentication"
+API_PATHS = ["/api/hunts/", "/api/hunts/{slug}/", "/api/hunts/{slug}/team/", "/api/hunts/{slug}/puzzles/"]
+
+
+def api_answers(world, settings, authentication: str) -> dict:
+    from rest_framework.test import APIClient
+
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_AUTHENTICATION_CLASSES": [authentication]}
+    answers = {}
+    for name, key in [*world.tokens.items(), ("unknown", "f" * 40)]:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        for path in API_PATHS:
+            for slug in SLUGS:
+                response = client.get(path.format(slug=slug))
+                answers[(name, path, slug)] = (response.status_code, response.json())
+    return answers
+
+
+def check_token_authentication_answers_as_drfs_own(settings):
+    """hunts.authentication reads the caller with the hunt and team (services.token_access): every API
+    answer, for every caller and hunt of the world, must be what DRF's own TokenAuthentication gives."""
+    world = build_world()
+    ours = api_answers(world, settings, "hunts.authentication.TokenAuthentication")
+    stock = api_answers(world, settings, STOCK_TOKEN_AUTH)
+    assert ours == stock
+    assert ours[("inactive", "/api/hunts/", "harbour")] == (401, {"detail": "User inactive or deleted."})
+    assert ours[("unknown", "/api/hunts/{slug}/", "harbour")] == (401, {"detail": "Invalid token."})
+    assert ours[("member", "/api/hunts/{slug}/team/", "harbour")][0] == 200
+    assert ours[("stranger", "/api/hunts/{slug}/team/", "harbour")][0] == 404
+
+
+@pytest.mark.django_db
+def test_token_authentication_answers_as_drfs_own(settings):
+    check_token_authentication_answers_as_drfs_own(settings)
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+def test_token_authentication_answers_as_drfs_own_on_postgresql(settings):
+    check_token_authentication_answers_as_drfs_own(settings)
+
+
+@pytest.mark.django_db
+def test_a_hunt_scoped_request_reads_caller_hunt_and_team_in_one_statement(client):
+    from rest_framework.test import APIClient
+
+    world = build_world()
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {world.tokens['member']}")
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get("/api/hunts/harbour/team/")
+    assert response.status_code == 200 and response.json()["name"] == "Alpha"
+    token_table = Token._meta.db_table
+    assert sum(token_table in q["sql"] for q in queries) == 1
+    assert sum(Team._meta.db_table in q["sql"] for q in queries) >= 1
+    assert token_table in queries[0]["sql"] and Team._meta.db_table in queries[0]["sql"]

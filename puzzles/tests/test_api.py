@@ -444,23 +444,23 @@ def test_a_correct_guess_request_runs_a_constant_number_of_queries(
     assert response.status_code == 201 and response.json()["status"] == "correct"
 
 
-# token, hunt with the caller's team (one statement); submit_guess: savepoint, team lock, puzzle (+ repeats,
-# guess limit, answers, whether a solve may claim or unlock: here neither, so no rule or treasure query),
-# guess insert, solve insert, events, team update, release. A guess judged inline is not read again.
+# token with the hunt and the caller's team (one statement); submit_guess: savepoint, team lock, puzzle
+# (+ repeats, guess limit, answers, whether a solve may claim or unlock: here neither, so no rule or treasure
+# query), guess insert, solve insert, events, team update, release. A guess judged inline is not read again.
 # (On SQLite; on PostgreSQL the events and the team update are one statement.)
-GUESS_POST_QUERIES = 10
+GUESS_POST_QUERIES = 9
 
 
 @pytest.mark.django_db
-def test_a_wrong_guess_request_runs_nine_queries_and_its_repeat_returns_the_original(
+def test_a_wrong_guess_request_runs_eight_queries_and_its_repeat_returns_the_original(
     client, puzzle, django_assert_num_queries
 ):
-    # token, hunt with team; submit_guess's 7 (wrong guess: no solve, unlocks or treasures; on SQLite).
-    with django_assert_num_queries(9):
+    # token with hunt and team; submit_guess's 7 (wrong guess: no solve, unlocks or treasures; on SQLite).
+    with django_assert_num_queries(8):
         first = post_guess(client, "WRONG ONE")
     assert first.status_code == 201 and first.json()["status"] == "incorrect"
-    # token, hunt with team; savepoint, team lock, puzzle, the original with its puzzle and user, release.
-    with django_assert_num_queries(7):
+    # token with hunt and team; savepoint, team lock, puzzle, the original with its puzzle and user, release.
+    with django_assert_num_queries(6):
         repeat = post_guess(client, "wrong one")  # the original comes back whole
     assert repeat.status_code == 200 and repeat.json() == first.json()
 
@@ -484,6 +484,6 @@ def test_the_puzzles_list_runs_a_constant_number_of_queries(
 ):
     for n in range(puzzles):
         factories.PuzzleFactory(hunt=hunt, slug=f"p-{n}")
-    with django_assert_num_queries(4):  # token, hunt with the caller's team, count, page
+    with django_assert_num_queries(3):  # token with the hunt and the caller's team, count, page
         response = client.get(f"{H}/puzzles/")
     assert response.json()["count"] == puzzles
