@@ -293,6 +293,24 @@ class Running:
     def daphne_pid(self) -> int:
         return self.stack["web"].popen.pid
 
+    def analyze_if_no_autovacuum(self) -> bool:
+        """ANALYZE the run's database when its server runs without autovacuum; returns whether it did.
+
+        The bench's tables start empty and grow by tens of thousands of guesses and events. PostgreSQL's
+        autovacuum (on by default) re-analyzes a table once a tenth of it changed; a server with it off
+        keeps the empty tables' statistics, and the planner then scans `puzzles_guess` whole for every
+        guess (BENCHMARKS.md, "This round"). Before each scenario and each sustained step the bench does
+        what autovacuum would have done by then.
+        """
+        url = self.stack.env.get("DATABASE_URL", "")
+        if not url.startswith("postgres"):
+            return False
+        with psycopg.connect(url, autocommit=True) as conn:
+            if conn.execute("SHOW autovacuum").fetchone()[0] == "on":
+                return False
+            conn.execute("ANALYZE")
+        return True
+
     def restart_daphne(self) -> None:
         """A fresh daphne on the same port: memory is measured from a heap no earlier scenario grew."""
         web = self.stack["web"]
@@ -422,12 +440,14 @@ class Bench:
 
     async def quiet_server(self, *, below: float = 0.5, timeout: float = 60) -> float:
         """Wait until daphne used less than `below` of a core over the last second (what was queued has
-        drained), at least 1 s and at most `timeout` s; returns the seconds waited."""
+        drained), at least 1 s and at most `timeout` s, then bring the database's statistics up to date
+        where autovacuum would have; returns the seconds waited."""
         pid, started = self.running.daphne_pid, time.monotonic()
         while True:
             before = sum(process_cpu(pid))
             await asyncio.sleep(1.0)
             if sum(process_cpu(pid)) - before < below or time.monotonic() - started > timeout:
+                await asyncio.to_thread(self.running.analyze_if_no_autovacuum)
                 return time.monotonic() - started
             self.progress.update(f"waiting for daphne to drain ({time.monotonic() - started:.0f} s)")
 
@@ -842,7 +862,12 @@ def markdown(result: dict) -> str:
     lines = [
         f"Run {result['started_at']} ({result['mode']}{', smoke' if result['options']['smoke'] else ''}), "
         f"{result['duration_s']:.0f} s; load average (1 min) before: {result['loadavg_before'][0]:.2f}, "
-        f"after: {result['loadavg_after'][0]:.2f}.",
+        f"after: {result['loadavg_after'][0]:.2f}."
+        + (
+            " PostgreSQL runs with autovacuum off: the bench ANALYZEs before each scenario and step."
+            if result.get("versions", {}).get("postgresql_autovacuum") == "off"
+            else ""
+        ),
         "",
         "| figure | app | bare baseline | app / bare | target | met | load avg 1 min (start -> end) "
         "| busy: core 0 / core 1 / daphne |",
@@ -942,6 +967,8 @@ def versions(opts: Options, running: Running) -> dict:
     if opts.mode == "production":
         with suppress(Exception), psycopg.connect(_with_database(opts.database_url, "postgres")) as conn:
             found["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
+            # off: the bench ANALYZEs before each scenario and step (Running.analyze_if_no_autovacuum)
+            found["postgresql_autovacuum"] = conn.execute("SHOW autovacuum").fetchone()[0]
         with suppress(Exception):
             found["redis"] = redis.Redis.from_url(running.stack.env["REDIS_URL"]).info("server")[
                 "redis_version"
