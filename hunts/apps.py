@@ -16,4 +16,6 @@ class HuntsConfig(AppConfig):
     def ready(self):
         from django.contrib.auth.signals import user_logged_out
 
+        from . import checks  # noqa: F401  registers the database checks
+
         user_logged_out.connect(end_sockets_on_logout, dispatch_uid="hunts.end_sockets_on_logout")
