@@ -219,7 +219,8 @@ def _puzzle_for_guess(
         raise NotFound(f"No puzzle '{slug}' is open for your team.")
     puzzle = hotsql.from_row(Puzzle, row, skip=_LIGHT)
     solved, by_client, by_key, nth_at, may_claim, may_unlock, answers = row[hotsql.width(Puzzle, _LIGHT) :]
-    puzzle.answer_list = hotsql.from_json_rows(Answer, answers)
+    # Sorted here too: SQLite keeps its subquery's order in json_group_array in practice, not by contract.
+    puzzle.answer_list = sorted(hotsql.from_json_rows(Answer, answers), key=lambda a: (a.order, a.pk))
     puzzle.solved = bool(solved)
     puzzle.may_claim, puzzle.may_unlock = bool(may_claim), bool(may_unlock)
     puzzle.seen_by_client, puzzle.seen_by_key = by_client, by_key

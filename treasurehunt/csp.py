@@ -28,7 +28,7 @@ def _with_policy(response):
 
 @sync_and_async_middleware
 def ContentSecurityPolicyMiddleware(get_response):
-    """Adds the policy; async under daphne, so the request stays on the event loop."""
+    """Adds the policy; sync and async (daphne runs the chain sync in one thread: treasurehunt/http.py)."""
     if iscoroutinefunction(get_response):
 
         async def middleware(request):

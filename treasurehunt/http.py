@@ -1,18 +1,36 @@
 """Django's ASGI handler with each request's middleware and view run in one worker thread.
 
 Django's own handler builds the middleware chain in async mode. Every middleware that can run both ways
-then runs its sync hooks through sync_to_async, one hop to Django's thread and back per hook, and one
-sync-only middleware (WhiteNoise) turns the rest of the chain back through async_to_sync: about fifteen
-hops between the event loop and a thread for one API request (`bench.run --only http --profile http`:
-BENCHMARKS.md, "Fixes"). Here the chain is built in sync mode, as under WSGI, and a request makes one
-hop: a thread of the loop's pool runs the whole chain and the view, as a threaded WSGI server's thread
-would, so requests that wait on the database overlap. The request_started and request_finished signals,
-the body and the response streaming stay Django's own.
+then runs its sync hooks through sync_to_async, one hop to a thread and back per hook, one sync-only
+middleware (WhiteNoise) turns the rest of the chain back through async_to_sync, and every request gets a
+thread of its own: more than ten hops between the event loop and a thread for one API request
+(`bench.run --only http --profile http`: BENCHMARKS.md, fix 18). Here the chain is built in sync mode, as
+under WSGI, and a request makes one hop: a thread of the HTTP pool (HTTP_THREADS, default 4) runs the
+whole chain and the view, as a threaded WSGI server's thread would, so requests that wait on the database
+overlap. The pool is the requests' own: slow requests (a password hash, an export) never hold the threads
+that the live stream's connects, guesses and pings run in (the event loop's default pool). The
+request_started and request_finished signals, the body and the response streaming stay Django's own.
 """
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
-from django.db import close_old_connections
+from django.db import close_old_connections, reset_queries
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def executor() -> ThreadPoolExecutor:
+    """This process's HTTP pool, made on first use."""
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=settings.HTTP_THREADS, thread_name_prefix="http")
+        return _executor
 
 
 class ASGIHandler(DjangoASGIHandler):
@@ -20,11 +38,12 @@ class ASGIHandler(DjangoASGIHandler):
         super().load_middleware(is_async=False)
 
     async def get_response_async(self, request):
-        return await sync_to_async(self._respond, thread_sensitive=False)(request)
+        return await sync_to_async(self._respond, thread_sensitive=False, executor=executor())(request)
 
     def _respond(self, request):
-        # This thread's database connections go back (to the pool) after each request, as Django's own
-        # request_started and request_finished do for the thread they run in.
+        # What Django's request_started and request_finished do for the thread they run in, for this one:
+        # its database connections go back to the pool, and its query log (DEBUG) starts empty.
+        reset_queries()
         close_old_connections()
         try:
             return self.get_response(request)

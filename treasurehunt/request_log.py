@@ -24,7 +24,8 @@ log = logging.getLogger("treasurehunt.requests")
 
 
 class RequestIdMiddleware:
-    """Sync and async: under daphne the id travels in the context into the view's thread."""
+    """Sync and async; under daphne it runs sync in the request's thread (treasurehunt/http.py), the id in
+    the context that sync_to_async copied there."""
 
     sync_capable = True
     async_capable = True

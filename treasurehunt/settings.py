@@ -61,6 +61,8 @@ MIDDLEWARE = [
 ROOT_URLCONF = "treasurehunt.urls"
 WSGI_APPLICATION = "treasurehunt.wsgi.application"
 ASGI_APPLICATION = "treasurehunt.asgi.application"
+# Threads that run HTTP requests (middleware and view) in each daphne process (treasurehunt/http.py).
+HTTP_THREADS = env.int("HTTP_THREADS", default=4)
 
 TEMPLATES = [
     {
@@ -97,7 +99,7 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
         _db.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=2)
     _db.setdefault("OPTIONS", {})["pool"] = {
         "min_size": 2,
-        "max_size": env.int("DB_POOL_MAX", default=8),
+        "max_size": env.int("DB_POOL_MAX", default=12),
         "timeout": 10,
     }
 

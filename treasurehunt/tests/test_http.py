@@ -71,7 +71,7 @@ async def test_middleware_and_view_run_in_one_worker_thread(handler):
     assert status == 200
     assert seen["view"] == [body["thread"]]
     assert seen["middleware"] == [body["thread"]] * 2  # on the way in and on the way out
-    assert body["thread"] != threading.current_thread().name  # never the event loop's thread
+    assert body["thread"].startswith("http")  # the requests' own pool, not the live stream's
 
 
 @pytest.fixture
