@@ -5,7 +5,7 @@ then runs its sync hooks through sync_to_async, one hop to a thread and back per
 middleware (WhiteNoise) turns the rest of the chain back through async_to_sync, and every request gets a
 thread of its own: more than ten hops between the event loop and a thread for one API request
 (`bench.run --only http --profile http`: BENCHMARKS.md, fix 18). Here the chain is built in sync mode, as
-under WSGI, and a request makes one hop: a thread of the HTTP pool (HTTP_THREADS, default 4) runs the
+under WSGI, and a request makes one hop: a thread of the HTTP pool (HTTP_THREADS: cores + 4) runs the
 whole chain and the view, as a threaded WSGI server's thread would, so requests that wait on the database
 overlap. The pool is the requests' own: slow requests (a password hash, an export) never hold the threads
 that the live stream's connects, guesses and pings run in (the event loop's default pool). The

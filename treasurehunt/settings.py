@@ -1,5 +1,6 @@
 """Settings for the treasure hunt: one file, every difference between modes comes from the environment."""
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -62,7 +63,7 @@ ROOT_URLCONF = "treasurehunt.urls"
 WSGI_APPLICATION = "treasurehunt.wsgi.application"
 ASGI_APPLICATION = "treasurehunt.asgi.application"
 # Threads that run HTTP requests (middleware and view) in each daphne process (treasurehunt/http.py).
-HTTP_THREADS = env.int("HTTP_THREADS", default=4)
+HTTP_THREADS = env.int("HTTP_THREADS", default=min(32, (os.cpu_count() or 1) + 4))  # as the loop's own pool
 
 TEMPLATES = [
     {
