@@ -129,6 +129,9 @@ if REDIS_URL:
             # Django's Redis cache, reusing one client per pool (treasurehunt/cache.py; BENCHMARKS.md).
             "BACKEND": "treasurehunt.cache.RedisCache",
             "LOCATION": _redis_db_url(REDIS_URL, 1),
+            # A Redis that accepts connections but does not answer fails a cache call instead of holding
+            # its thread for good (the callers treat it as Redis down).
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 3},
         }
     }
     CHANNEL_LAYERS = {
