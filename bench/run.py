@@ -302,14 +302,20 @@ class Running:
         guess (BENCHMARKS.md, "This round"). Before each scenario and each sustained step the bench does
         what autovacuum would have done by then.
         """
-        url = self.stack.env.get("DATABASE_URL", "")
-        if not url.startswith("postgres"):
+        if self.autovacuum in (None, "on"):
             return False
-        with psycopg.connect(url, autocommit=True) as conn:
-            if conn.execute("SHOW autovacuum").fetchone()[0] == "on":
-                return False
+        with psycopg.connect(self.stack.env["DATABASE_URL"], autocommit=True) as conn:
             conn.execute("ANALYZE")
         return True
+
+    @functools.cached_property
+    def autovacuum(self) -> str | None:
+        """The server's autovacuum setting ("on", "off"), None for SQLite (read once per run)."""
+        url = self.stack.env.get("DATABASE_URL", "")
+        if not url.startswith("postgres"):
+            return None
+        with psycopg.connect(url, autocommit=True) as conn:
+            return conn.execute("SHOW autovacuum").fetchone()[0]
 
     def restart_daphne(self) -> None:
         """A fresh daphne on the same port: memory is measured from a heap no earlier scenario grew."""
@@ -967,8 +973,8 @@ def versions(opts: Options, running: Running) -> dict:
     if opts.mode == "production":
         with suppress(Exception), psycopg.connect(_with_database(opts.database_url, "postgres")) as conn:
             found["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
-            # off: the bench ANALYZEs before each scenario and step (Running.analyze_if_no_autovacuum)
-            found["postgresql_autovacuum"] = conn.execute("SHOW autovacuum").fetchone()[0]
+        # off: the bench ANALYZEs before each scenario and step (Running.analyze_if_no_autovacuum)
+        found["postgresql_autovacuum"] = running.autovacuum
         with suppress(Exception):
             found["redis"] = redis.Redis.from_url(running.stack.env["REDIS_URL"]).info("server")[
                 "redis_version"

@@ -98,6 +98,7 @@ def unlocked_puzzle(*, team: Team, slug: str, now: datetime | None = None) -> Pu
 # puzzles/tests/test_hot_sql.py pins each to it.
 
 _LIGHT = ("body", "solution")  # the puzzle's Markdown, never read on the guess path
+ANSWER_ORDER = ("order", "id")  # a puzzle's answers in authoring order, as checkers.judge tries them
 
 
 @functools.cache
@@ -124,12 +125,7 @@ def _hot_sql(vendor: str) -> dict[str, str]:
         f"SELECT 1 FROM {t(Puzzle)} p2 WHERE p2.{c(Puzzle, 'hunt')} = p.{c(Puzzle, 'hunt')} "
         f"AND p2.{c(Puzzle, 'has_rules')} = %s"
     )
-    answers = hotsql.json_rows(  # puzzle.answers.order_by("order", "id")
-        Answer,
-        "a",
-        f"a.{c(Answer, 'puzzle')} = p.{c(Puzzle, 'id')}",
-        f"a.{c(Answer, 'order')}, a.{c(Answer, 'id')}",
-    )
+    answers = hotsql.json_rows(Answer, "a", f"a.{c(Answer, 'puzzle')} = p.{c(Puzzle, 'id')}", ANSWER_ORDER)
     team = (
         f"SELECT {hotsql.columns(Team, 't')}, {hotsql.columns(Hunt, 'h')} FROM {t(Team)} t "
         f"INNER JOIN {t(Hunt)} h ON h.{c(Hunt, 'id')} = t.{c(Team, 'hunt')} WHERE t.{c(Team, 'id')} = %s"
@@ -149,7 +145,7 @@ def _hot_sql(vendor: str) -> dict[str, str]:
         #     .values_list("created_at")[n - 1]: when the n-th newest guess in the limit's window was made
         # may_claim, may_unlock: whether a solve could complete an auto-claimed treasure or a rule at all
         #     (the queries that decide, _treasures_now_due and locked_rules, are skipped when not)
-        # answers: puzzle.answers.order_by("order", "id"), as JSON (hotsql.json_rows)
+        # answers: puzzle.answers.order_by(*ANSWER_ORDER), as JSON (hotsql.json_rows)
         "puzzle": (
             f"SELECT {hotsql.columns(Puzzle, 'p', skip=_LIGHT)}, "
             f"EXISTS (SELECT 1 FROM {t(Solve)} s WHERE s.{c(Solve, 'team')} = %s "
@@ -164,10 +160,10 @@ def _hot_sql(vendor: str) -> dict[str, str]:
             f"AND (EXISTS ({unlock_row}) OR (%s AND p.{c(Puzzle, 'has_rules')} = %s "
             f"AND NOT EXISTS ({unlock_row})))"
         ),
-        # puzzle.answers.order_by("order", "id")
+        # puzzle.answers.order_by(*ANSWER_ORDER)
         "answers": (
             f"SELECT {hotsql.columns(Answer)} FROM {t(Answer)} WHERE {c(Answer, 'puzzle')} = %s "
-            f"ORDER BY {c(Answer, 'order')}, {c(Answer, 'id')}"
+            f"ORDER BY {', '.join(c(Answer, name) for name in ANSWER_ORDER)}"
         ),
     }
 
@@ -219,8 +215,7 @@ def _puzzle_for_guess(
         raise NotFound(f"No puzzle '{slug}' is open for your team.")
     puzzle = hotsql.from_row(Puzzle, row, skip=_LIGHT)
     solved, by_client, by_key, nth_at, may_claim, may_unlock, answers = row[hotsql.width(Puzzle, _LIGHT) :]
-    # Sorted here too: SQLite keeps its subquery's order in json_group_array in practice, not by contract.
-    puzzle.answer_list = sorted(hotsql.from_json_rows(Answer, answers), key=lambda a: (a.order, a.pk))
+    puzzle.answer_list = hotsql.from_json_rows(Answer, answers, ANSWER_ORDER)
     puzzle.solved = bool(solved)
     puzzle.may_claim, puzzle.may_unlock = bool(may_claim), bool(may_unlock)
     puzzle.seen_by_client, puzzle.seen_by_key = by_client, by_key

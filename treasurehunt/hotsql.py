@@ -103,32 +103,33 @@ def convert(model: type[models.Model], name: str, value):
     return value
 
 
-def json_rows(model: type[models.Model], alias: str, where: str, order: str) -> str:
-    """A subquery: the rows of `model` (as `alias`) matching `where`, ordered by `order`, as one JSON array
-    of arrays laid out as `columns(model)`, NULL when none match; read back with from_json_rows.
+def json_rows(model: type[models.Model], alias: str, where: str, order: tuple[str, ...]) -> str:
+    """A subquery: the rows of `model` (as `alias`) matching `where`, as one JSON array of arrays laid out
+    as `columns(model)`, NULL when none match; read back with from_json_rows(model, value, order).
 
-    Lets a statement bring a few child rows along with their parent, saving a round trip.
+    Lets a statement bring a few child rows along with their parent, saving a round trip. `order` (field
+    names) is kept by from_json_rows: SQLite before 3.44 has no ORDER BY inside an aggregate.
     """
+    items = ", ".join(_json_item(f, alias) for f in fields(model))
     if connection.vendor == "postgresql":
-        items = ", ".join(f"{alias}.{quote(f.column)}" for f in fields(model))
+        by = ", ".join(f"{alias}.{col(model, name)}" for name in order)
         return (
-            f"(SELECT json_agg(json_build_array({items}) ORDER BY {order}) "
+            f"(SELECT json_agg(json_build_array({items}) ORDER BY {by}) "
             f"FROM {table(model)} {alias} WHERE {where})"
         )
-    items = ", ".join(_sqlite_json_item(f, alias) for f in fields(model))
-    return (
-        f"(SELECT json_group_array(json_array({items})) FROM "
-        f"(SELECT * FROM {table(model)} {alias} WHERE {where} ORDER BY {order}) {alias})"
-    )
+    return f"(SELECT json_group_array(json_array({items})) FROM {table(model)} {alias} WHERE {where})"
 
 
-def _sqlite_json_item(field: models.Field, alias: str) -> str:
+def _json_item(field: models.Field, alias: str) -> str:
     column = f"{alias}.{quote(field.column)}"
-    return f"json({column})" if isinstance(field, models.JSONField) else column
+    if connection.vendor != "postgresql" and isinstance(field, models.JSONField):
+        return f"json({column})"  # SQLite: the stored text as JSON, not as a string
+    return column
 
 
-def from_json_rows(model: type[models.Model], value) -> list:
-    """The instances of a json_rows() column (JSON text, or the list the driver already decoded)."""
+def from_json_rows(model: type[models.Model], value, order: tuple[str, ...]) -> list:
+    """The instances of a json_rows() column (JSON text, or the list the driver already decoded), in
+    `order` (field names)."""
     if value is None:
         return []
     if isinstance(value, str):
@@ -140,6 +141,8 @@ def from_json_rows(model: type[models.Model], value) -> list:
         for i in booleans:  # SQLite stores booleans as 0 and 1
             values[i] = bool(values[i]) if values[i] is not None else None
         instances.append(model.from_db(connection.alias, names, values))
+    keys = [model._meta.get_field(name).attname for name in order]
+    instances.sort(key=lambda obj: [getattr(obj, key) for key in keys])
     return instances
 
 
@@ -167,14 +170,39 @@ def width(model: type[models.Model], skip: tuple[str, ...] = ()) -> int:
     return len(_attnames(model, skip))
 
 
-def insert(objs: list[models.Model]) -> None:
+def insert(objs: list[models.Model], *, with_updates: list[tuple[models.Model, list[str]]] = ()) -> None:
     """INSERT the new instances (all of one model) and set their primary keys: one statement, or one per row
     on a database that returns no ids of a multi-row INSERT.
 
     What Model.save(force_insert=True) and bulk_create do, without building a query: default values,
-    pre_save (auto_now_add), and each field's conversion for the database.
+    pre_save (auto_now_add), and each field's conversion for the database. `with_updates`: UPDATEs of
+    (obj, names) in the same statement, as WITH clauses (PostgreSQL only: insert_and_update).
     """
-    insert_and_update(objs, [])
+    if not objs:
+        return
+    if len(objs) > 1 and not connection.features.can_return_rows_from_bulk_insert:
+        for obj in objs:
+            insert([obj])
+        return
+    model = type(objs[0])
+    cols = _insert_fields(model)
+    params = [param for obj, names in with_updates for param in _update_params(obj, names)]
+    for obj in objs:
+        params.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in cols)
+    returning = connection.features.can_return_rows_from_bulk_insert
+    sql = _insert_sql(model, len(objs), connection.vendor, returning)
+    if with_updates:
+        sql = (
+            _with_updates(tuple((type(obj), tuple(names)) for obj, names in with_updates), connection.vendor)
+            + sql
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [r[0] for r in cursor.fetchall()] if returning else [cursor.lastrowid]
+    for obj, value in zip(objs, ids, strict=True):
+        setattr(obj, model._meta.pk.attname, value)
+        obj._state.adding = False
+        obj._state.db = connection.alias
 
 
 def insert_and_update(objs: list[models.Model], updates: list[tuple[models.Model, list[str]]]) -> None:
@@ -184,40 +212,12 @@ def insert_and_update(objs: list[models.Model], updates: list[tuple[models.Model
     runs exactly once and to completion whatever the INSERT does (EventLog.flush: a guess's events and its
     team's new head). Elsewhere, a statement each.
     """
-    if not objs:
-        for obj, names in updates:
-            update(obj, names)
+    if objs and updates and connection.vendor == "postgresql":
+        insert(objs, with_updates=updates)
         return
-    if len(objs) > 1 and not connection.features.can_return_rows_from_bulk_insert:
-        for obj in objs:
-            insert([obj])
-        for obj, names in updates:
-            update(obj, names)
-        return
-    model = type(objs[0])
-    cols = _insert_fields(model)
-    returning = connection.features.can_return_rows_from_bulk_insert
-    together = updates and connection.vendor == "postgresql"
-    params = []
-    if together:
-        for obj, names in updates:
-            params.extend(_update_params(obj, names))
-    for obj in objs:
-        params.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in cols)
-    sql = _insert_sql(model, len(objs), connection.vendor, returning)
-    if together:
-        shapes = tuple((type(obj), tuple(names)) for obj, names in updates)
-        sql = _with_updates(shapes, connection.vendor) + sql
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        ids = [r[0] for r in cursor.fetchall()] if returning else [cursor.lastrowid]
-    for obj, value in zip(objs, ids, strict=True):
-        setattr(obj, model._meta.pk.attname, value)
-        obj._state.adding = False
-        obj._state.db = connection.alias
-    if not together:
-        for obj, names in updates:
-            update(obj, names)
+    insert(objs)
+    for obj, names in updates:
+        update(obj, names)
 
 
 @functools.cache

@@ -27,10 +27,11 @@ _executor_lock = threading.Lock()
 def executor() -> ThreadPoolExecutor:
     """This process's HTTP pool, made on first use."""
     global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=settings.HTTP_THREADS, thread_name_prefix="http")
-        return _executor
+    if _executor is None:  # every request asks: the lock only while there is none yet
+        with _executor_lock:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(max_workers=settings.HTTP_THREADS, thread_name_prefix="http")
+    return _executor
 
 
 class ASGIHandler(DjangoASGIHandler):
