@@ -228,7 +228,7 @@ def test_token_authentication_answers_as_drfs_own_on_postgresql(settings):
 
 
 @pytest.mark.django_db
-def test_a_hunt_scoped_request_reads_caller_hunt_and_team_in_one_statement(client):
+def test_a_hunt_scoped_request_reads_caller_hunt_and_team_in_one_statement():
     from rest_framework.test import APIClient
 
     world = build_world()

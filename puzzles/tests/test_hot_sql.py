@@ -268,3 +268,25 @@ def test_insert_and_update_writes_rows_and_heads():
 @pytest.mark.django_db
 def test_insert_and_update_is_one_statement_on_postgresql():
     check_insert_and_update_writes_rows_and_heads_in_one_statement_where_it_can()
+
+
+def test_json_rows_come_back_in_the_order_asked_whatever_order_the_database_gave():
+    from puzzles.models import Answer
+    from treasurehunt import hotsql
+
+    def row(pk, order):
+        return [pk, 1, "exact", {"value": str(pk)}, 1, "", order]  # laid out as hotsql.columns(Answer)
+
+    assert [f.name for f in hotsql.fields(Answer)] == [
+        "id",
+        "puzzle",
+        "kind",
+        "parameters",
+        "final",
+        "response",
+        "order",
+    ]
+    found = hotsql.from_json_rows(Answer, [row(9, 1), row(3, 2), row(5, 0), row(4, 1)], ("order", "id"))
+    assert [(a.order, a.pk) for a in found] == [(0, 5), (1, 4), (1, 9), (2, 3)]
+    assert all(a.final is True for a in found)  # SQLite's 1
+    assert hotsql.from_json_rows(Answer, None, ("order", "id")) == []
