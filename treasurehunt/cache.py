@@ -70,15 +70,26 @@ class RedisCache(DjangoRedisCache):
     def loads(self, data: bytes):
         return self._cache._serializer.loads(data)
 
-    def raise_many(self, mapping: dict[str, int]) -> None:
+    def raise_many(self, mapping: dict[str, int], *, pipeline=None) -> None:
         """Set each integer value where the cached one is missing or lower, atomically, without expiry.
 
-        Integers are stored as plain numbers by Django's Redis serializer, so `get` reads them back.
+        Integers are stored as plain numbers by Django's Redis serializer, so `get` reads them back. With
+        a `pipeline` (of this cache's client) the script is queued there as EVAL, which a pipeline sends
+        as it is (a registered script would cost the pipeline a SCRIPT EXISTS round trip first).
         """
         if not mapping:
             return
         keys = [self.make_and_validate_key(key) for key in mapping]
-        self.script(RAISE_TO)(keys=keys, args=[int(value) for value in mapping.values()])
+        args = [int(value) for value in mapping.values()]
+        if pipeline is not None:
+            pipeline.eval(RAISE_TO, len(keys), *keys, *args)
+        else:
+            self.script(RAISE_TO)(keys=keys, args=args)
+
+    @property
+    def server(self) -> str:
+        """The URL of the server this cache writes to."""
+        return self._servers[0]
 
 
 _scripts: dict[tuple[int, str], object] = {}  # (id(client), source) -> the script registered on it

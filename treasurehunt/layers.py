@@ -19,13 +19,16 @@ presence frames do not queue up one round trip each in front of an announcement.
 """
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
 from collections import deque
+from urllib.parse import urlsplit
 
 from channels.layers import InMemoryChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
+from channels_redis.utils import decode_hosts
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +156,26 @@ class SlicedLoopLayer(RedisPubSubLoopLayer):
 class PubSubChannelLayer(RedisPubSubChannelLayer):
     """RedisPubSubChannelLayer whose per-loop layers deliver group messages in slices."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # What SlicedLoopLayer's group channel names are made of, readable without an event loop.
+        self.prefix = kwargs.get("prefix", "asgi")
+        hosts = decode_hosts(kwargs.get("hosts", args[0] if args else None))
+        self._address = hosts[0].get("address") if len(hosts) == 1 else None
+
+    def publishes_on(self, url: str) -> bool:
+        """Whether a PUBLISH on a connection to the Redis at `url` reaches this layer's subscribers.
+
+        True when the layer has one shard, on that server: Redis's pub/sub ignores the database number.
+        """
+        return self._address is not None and _server(self._address) == _server(url)
+
+    def group_payloads(self, messages: list[tuple[str, dict]]) -> list[tuple[str, bytes]]:
+        """The (Redis channel, data) a group_send of each (group, message) publishes, for a caller that
+        publishes them itself on a connection to the same server (publishes_on)."""
+        name = SlicedLoopLayer._get_group_channel_name
+        return [(name(self, group), self.serialize(message)) for group, message in messages]
+
     async def group_send_many(self, messages: list[tuple[str, dict]]) -> None:
         """Send many group messages in one round trip per shard (hunts.events.LoopPublisher's batches)."""
         await self._get_layer().group_send_many(messages)
@@ -171,6 +194,15 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):
             self._layers[loop] = SlicedLoopLayer(*self._args, **self._kwargs, channel_layer=self)
             pubsub._wrap_close(self, loop)
         return self._layers[loop]
+
+
+@functools.cache
+def _server(url: str) -> tuple:
+    """A Redis URL without its database: (scheme, host, port, socket path)."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return ("unix", None, None, parts.path)
+    return (parts.scheme, (parts.hostname or "localhost").lower(), parts.port or 6379, None)
 
 
 class InMemoryLayer(InMemoryChannelLayer):

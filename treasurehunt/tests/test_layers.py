@@ -448,3 +448,30 @@ async def test_the_in_memory_layer_still_drops_expired_messages_and_their_channe
     await layer.group_send("hunt", {"type": "event.forward", "n": 2})
     assert stuck not in layer.groups["hunt"]  # a channel that stopped reading leaves its groups
     assert (await layer.receive(live))["n"] == 2
+
+
+@pytest.mark.parametrize(
+    ("hosts", "url", "same"),
+    [
+        (["redis://127.0.0.1:6379/0"], "redis://127.0.0.1:6379/1", True),  # pub/sub ignores the database
+        (["redis://127.0.0.1/0"], "redis://127.0.0.1:6379/5", True),  # the default port
+        (["redis://127.0.0.1:6379/0"], "redis://127.0.0.1:6380/1", False),
+        (["redis://10.0.0.2:6379/0"], "redis://127.0.0.1:6379/1", False),
+        (["redis://127.0.0.1:6379/0"], "rediss://127.0.0.1:6379/1", False),
+        (["unix:///run/redis.sock?db=0"], "unix:///run/redis.sock?db=1", True),
+        (["redis://127.0.0.1:6379/0", "redis://127.0.0.1:6380/0"], "redis://127.0.0.1:6379/1", False),  # sharded
+        ([("127.0.0.1", 6379)], "redis://127.0.0.1:6379/1", False),  # not a URL: not compared, never direct
+    ],
+)
+def test_a_publish_reaches_the_layer_only_on_its_one_server(hosts, url, same):
+    assert PubSubChannelLayer(hosts=hosts, prefix="th").publishes_on(url) is same
+
+
+async def test_group_payloads_are_what_the_layers_group_send_publishes():
+    layer = PubSubChannelLayer(hosts=["redis://unused:6379/0"], prefix="th")
+    message = {"type": "event.forward", "kind": "guess.judged", "text": '{"type": "guess.judged"}'}
+
+    [(channel, data)] = layer.group_payloads([("team.7", message)])
+
+    assert channel == layer._get_layer()._get_group_channel_name("team.7")  # the name the receivers subscribe
+    assert layer.deserialize(data) == message

@@ -147,3 +147,49 @@ def test_recorded_heads_only_rise_in_one_round_trip_each(trips):
         head_key("team", ALPHA): 5,
         head_key("hunt", HUNT): 2,
     }
+
+
+async def test_events_publish_their_heads_and_frames_in_one_round_trip_from_the_thread(trips, monkeypatch):
+    """The cache and the layer share this Redis: publish() sends heads and frames in one pipeline, without
+    the loop's publisher, and the layer's subscribers get the frames."""
+    from asgiref.sync import sync_to_async
+    from channels.layers import get_channel_layer
+
+    from hunts import events
+
+    monkeypatch.setattr(events.LoopPublisher, "submit", lambda *args: pytest.fail("went through the loop"))
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(events.team_group(ALPHA), channel)
+    cache.set(head_key("team", ALPHA), 9)
+    trips["pipelines"], trips["commands"] = 0, []
+    frames = [
+        (events.team_group(ALPHA), {"type": "guess.judged", "seq": 8}),  # below the cached head: kept at 9
+        (events.team_group(ALPHA), {"type": "hint.answered", "seq": 10}),
+    ]
+
+    sent = await sync_to_async(events._publish_with_heads, thread_sensitive=False)(
+        {head_key("team", ALPHA): 10, head_key("hunt", HUNT): 4}, frames
+    )
+
+    assert sent is True
+    assert (trips["pipelines"], trips["commands"]) == (1, [])
+    assert cache.get_many([head_key("team", ALPHA), head_key("hunt", HUNT)]) == {
+        head_key("team", ALPHA): 10,
+        head_key("hunt", HUNT): 4,
+    }
+    got = [await asyncio.wait_for(layer.receive(channel), timeout=5) for _ in frames]
+    assert got == [events.envelope(frame) for _, frame in frames]
+    await layer.group_discard(events.team_group(ALPHA), channel)
+
+
+def test_events_take_the_long_way_when_the_layer_is_on_another_server(monkeypatch):
+    from channels.layers import channel_layers
+
+    from hunts import events
+    from treasurehunt.layers import PubSubChannelLayer
+
+    monkeypatch.setitem(channel_layers.backends, "default", PubSubChannelLayer(hosts=["redis://127.0.0.1:1/0"]))
+
+    assert events._publish_with_heads({head_key("team", ALPHA): 1}, [("team.1", {"type": "x"})]) is False
+    assert cache.get(head_key("team", ALPHA)) is None  # nothing written: the caller does it its own way
