@@ -189,7 +189,9 @@ def test_events_take_the_long_way_when_the_layer_is_on_another_server(monkeypatc
     from hunts import events
     from treasurehunt.layers import PubSubChannelLayer
 
-    monkeypatch.setitem(channel_layers.backends, "default", PubSubChannelLayer(hosts=["redis://127.0.0.1:1/0"]))
+    monkeypatch.setitem(
+        channel_layers.backends, "default", PubSubChannelLayer(hosts=["redis://127.0.0.1:1/0"])
+    )
 
     assert events._publish_with_heads({head_key("team", ALPHA): 1}, [("team.1", {"type": "x"})]) is False
     assert cache.get(head_key("team", ALPHA)) is None  # nothing written: the caller does it its own way
