@@ -38,7 +38,7 @@ import httpx
 import psycopg
 import redis
 
-from bench import loadgen
+from bench import loadgen, probe
 from bench.loadgen import Fleet, GuessMaker, Player, Progress, bare_guess, http_load
 from testing.processes import BIN, ROOT, Process, RedisServer, Stack, free_port
 from treasurehunt.memory import rss_kb
@@ -874,6 +874,7 @@ def markdown(result: dict) -> str:
             if result.get("versions", {}).get("postgresql_autovacuum") == "off"
             else ""
         ),
+        *(["", probe.describe(result["probe"])] if "probe" in result else []),
         "",
         "| figure | app | bare baseline | app / bare | target | met | load avg 1 min (start -> end) "
         "| busy: core 0 / core 1 / daphne |",
@@ -938,6 +939,8 @@ def run(opts: Options, *, command: str = "") -> dict:
     with stack_running(opts, progress) as running:
         result["layout"] = layout(opts)
         result["versions"] = versions(opts, running)
+        env = running.stack.env
+        result["probe"] = probe.measure(database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"])
         bench = Bench(opts, running, progress)
         result["scenarios"] = asyncio.run(bench.run())
         result["load"] = bench.loads

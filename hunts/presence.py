@@ -27,7 +27,7 @@ from django.core.cache import cache
 
 from treasurehunt.cache import redis_cache
 
-from .events import send_ephemeral, team_group
+from .events import record_heads, send_ephemeral, team_group
 
 PRESENCE_TTL = 30
 INDEX_TTL = 24 * 3600
@@ -49,14 +49,16 @@ def _online_key(team_id: int) -> str:
     return f"presence:online:{team_id}"
 
 
-def join(*, team_id: int, conn: str, username: str) -> list[str] | None:
+def join(*, team_id: int, conn: str, username: str, heads: dict[str, int] | None = None) -> list[str] | None:
     """Mark the connection online; returns the list for this connection alone when the team's is unchanged.
 
-    When the list changed it went to the team group, which the connection has joined already.
+    When the list changed it went to the team group, which the connection has joined already. `heads`
+    (event heads the socket's hello carries) are recorded as record_heads does, on Redis in the same
+    round trip as the check.
     """
     with _lock:
         _local.setdefault(team_id, {})[conn] = username
-    names, changed = _check(team_id, conn=conn, username=username)
+    names, changed = _check(team_id, conn=conn, username=username, heads=heads)
     return None if changed else names
 
 
@@ -93,7 +95,9 @@ def _due(team_id: int) -> bool:
         return True
 
 
-def _check(team_id: int, *, conn: str, username: str | None) -> tuple[list[str], bool]:
+def _check(
+    team_id: int, *, conn: str, username: str | None, heads: dict[str, int] | None = None
+) -> tuple[list[str], bool]:
     """Set (or, without a username, delete) the connection, drop dead entries, send the list if it changed."""
     with _lock:
         others = {c: name for c, name in _local.get(team_id, {}).items() if c != conn}
@@ -101,9 +105,13 @@ def _check(team_id: int, *, conn: str, username: str | None) -> tuple[list[str],
             _checked_at[team_id] = time.monotonic()
     backend = redis_cache()
     if backend is None:
+        if heads:
+            record_heads(heads)
         names, changed = _check_in_cache(team_id, conn=conn, username=username, others=others)
     else:
-        names, changed = _check_in_redis(backend, team_id, conn=conn, username=username, others=others)
+        names, changed = _check_in_redis(
+            backend, team_id, conn=conn, username=username, others=others, heads=heads
+        )
     if changed:
         send_ephemeral(group=team_group(team_id), frame={"type": "presence", "online": names})
     return names, changed
@@ -179,8 +187,9 @@ return {changed and 1 or 0, names}
 """
 
 
-def _check_in_redis(backend, team_id: int, *, conn: str, username: str | None, others: dict[str, str]):
-    script = backend.script(CHECK)
+def _check_in_redis(
+    backend, team_id: int, *, conn: str, username: str | None, others: dict[str, str], heads=None
+):
     key = backend.make_and_validate_key
     keys = [key(_index_key(team_id)), key(_online_key(team_id)), key(conn_key(conn))]
     if username is None:
@@ -189,5 +198,11 @@ def _check_in_redis(backend, team_id: int, *, conn: str, username: str | None, o
         args = ["join", PRESENCE_TTL, INDEX_TTL, username, backend.dumps(username)]
         for other, name in others.items():
             args += [key(conn_key(other)), name]
-    changed, live = script(keys=keys, args=args)
+    if heads:  # one pipeline: the heads, then the check (as EVAL: a pipeline sends it as it is)
+        pipeline = backend.client().pipeline(transaction=False)
+        backend.raise_many(heads, pipeline=pipeline)
+        pipeline.eval(CHECK, len(keys), *keys, *args)
+        changed, live = pipeline.execute()[-1]
+    else:
+        changed, live = backend.script(CHECK)(keys=keys, args=args)
     return sorted({name.decode() for name in live}), bool(changed)

@@ -6,7 +6,7 @@ redis-server and a throwaway PostgreSQL database, and stops and drops them all a
 
 import pytest
 
-from bench import run
+from bench import probe, run
 
 pytestmark = pytest.mark.bench
 
@@ -57,3 +57,15 @@ def test_the_report_has_every_figure_with_its_baseline(result):
     figures = [row["figure"] for row in result["figures"]]
     assert len(figures) == 13
     assert all(row["bare"] is not None for row in result["figures"])
+
+
+def test_the_machine_probe_reached_both_servers_and_heads_the_report(result):
+    found = result["probe"]
+    assert set(found) == {
+        "python_loop_ms",
+        "thread_round_trip_us",
+        "redis_round_trip_us",
+        "postgresql_round_trip_us",
+    }
+    assert all(value > 0 for value in found.values())
+    assert probe.describe(found) in run.markdown(result)

@@ -118,3 +118,20 @@ def test_the_teams_check_re_adds_this_processs_sockets_missing_from_the_index(pr
     presence.refresh(team_id=TEAM, conn="ann-1", username="ann")
 
     assert presence_sent == [(TEAM, ["ann", "bob"])]
+
+
+def test_a_join_records_the_heads_it_is_given_which_only_rise(presence_sent):
+    from hunts.events import head_key
+
+    cache.set(head_key("hunt", 9), 7)
+
+    presence.join(
+        team_id=TEAM, conn="ann-1", username="ann", heads={head_key("team", TEAM): 3, head_key("hunt", 9): 6}
+    )
+    presence.join(team_id=TEAM, conn="ann-2", username="ann", heads={head_key("team", TEAM): 4})
+
+    assert cache.get_many([head_key("team", TEAM), head_key("hunt", 9)]) == {
+        head_key("team", TEAM): 4,
+        head_key("hunt", 9): 7,
+    }
+    assert presence_sent == [(TEAM, ["ann"])]

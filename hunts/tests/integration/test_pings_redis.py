@@ -135,6 +135,29 @@ def test_a_check_is_one_round_trip(presence_sent, trips):
     assert presence_sent == [(ALPHA, ["ann"]), (ALPHA, ["ann", "bob"]), (ALPHA, ["ann"])]
 
 
+def test_a_join_records_the_hellos_heads_in_the_checks_round_trip(presence_sent, trips):
+    cache.set(head_key("hunt", HUNT), 7)
+    trips["pipelines"], trips["commands"] = 0, []
+
+    online = presence.join(
+        team_id=ALPHA,
+        conn="a-1",
+        username="ann",
+        heads={head_key("team", ALPHA): 3, head_key("hunt", HUNT): 6},
+    )
+
+    assert (trips["pipelines"], trips["commands"]) == (1, [])
+    assert online is None and presence_sent == [(ALPHA, ["ann"])]  # the list changed: sent to the team
+    assert cache.get_many([head_key("team", ALPHA), head_key("hunt", HUNT)]) == {
+        head_key("team", ALPHA): 3,
+        head_key("hunt", HUNT): 7,  # a head only rises
+    }
+    assert presence.join(team_id=ALPHA, conn="a-2", username="ann", heads={head_key("team", ALPHA): 4}) == [
+        "ann"
+    ]
+    assert cache.get(head_key("team", ALPHA)) == 4
+
+
 def test_recorded_heads_only_rise_in_one_round_trip_each(trips):
     from hunts.events import record_heads
 
