@@ -80,6 +80,12 @@ class EventLog:
         self._team_fields: dict[int, set[str]] = {}
         self._after_flush: list[Callable[[], None]] = []
         self._hunt_touched = False
+        self._rows: list = []
+
+    def insert_first(self, row) -> None:
+        """Write this new row (its id taken ahead, hotsql.next_id) at flush, before the events, in the
+        same statement on PostgreSQL: a guess and its verdict in one round trip."""
+        self._rows.append(row)
 
     def after_flush(self, fn: Callable[[], None]) -> None:
         """Call fn at flush, after the push is registered: on-commit work fn registers (a task) runs after it.
@@ -120,14 +126,14 @@ class EventLog:
         ]
         if self._hunt_touched:
             updates.append((self.hunt, ["event_seq"]))
-        hotsql.insert_and_update(self.events, updates)  # one statement on PostgreSQL
+        hotsql.insert_and_update(self.events, updates, rows=self._rows)  # one statement on PostgreSQL
         events, staff = self.events, self.staff_frames
         if events:
             hunt_id = self.hunt.pk
             after_commit(lambda: publish(hunt_id, events, staff))
         then = self._after_flush
         self.events, self.staff_frames, self._teams, self._team_fields = [], [], {}, {}
-        self._after_flush, self._hunt_touched = [], False
+        self._after_flush, self._hunt_touched, self._rows = [], False, []
         for fn in then:
             fn()
         return events

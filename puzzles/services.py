@@ -3,6 +3,7 @@
 import functools
 import logging
 import math
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -126,13 +127,16 @@ def _hot_sql(vendor: str) -> dict[str, str]:
         f"AND p2.{c(Puzzle, 'has_rules')} = %s"
     )
     answers = hotsql.json_rows(Answer, "a", f"a.{c(Answer, 'puzzle')} = p.{c(Puzzle, 'id')}", ANSWER_ORDER)
+    next_guess_id = hotsql.next_id(Guess)  # taken with the lock where the database can (PostgreSQL)
     team = (
-        f"SELECT {hotsql.columns(Team, 't')}, {hotsql.columns(Hunt, 'h')} FROM {t(Team)} t "
-        f"INNER JOIN {t(Hunt)} h ON h.{c(Hunt, 'id')} = t.{c(Team, 'hunt')} WHERE t.{c(Team, 'id')} = %s"
+        f"SELECT {hotsql.columns(Team, 't')}, {hotsql.columns(Hunt, 'h')}"
+        + (f", {next_guess_id}" if next_guess_id else "")
+        + f" FROM {t(Team)} t INNER JOIN {t(Hunt)} h ON h.{c(Hunt, 'id')} = t.{c(Team, 'hunt')} "
+        f"WHERE t.{c(Team, 'id')} = %s"
     )
     return {
         # Team.objects.select_for_update(no_key=True, of=("self",)).select_related("hunt")
-        #     .filter(pk=team.pk[, memberships__user=user])
+        #     .filter(pk=team.pk[, memberships__user=user]), and on PostgreSQL the id of the guess to come
         "lock_team": team,  # + hotsql.lock_rows("t"), read at each call
         "lock_member_team": f"{team} AND EXISTS ({member})",
         # Puzzle.objects.unlocked_for(team, now).filter(slug=slug): an Unlock row that is not re-locked,
@@ -282,6 +286,7 @@ def submit_guess(
         checkers.judge(answers, text) if puzzle.all_exact else _judge_inline_final(answers, text)
     )
     guess = Guess(
+        id=team.next_guess_id,
         team=team,
         puzzle=puzzle,
         user=user,
@@ -294,12 +299,18 @@ def submit_guess(
         judged_at=now if status else None,
         enqueued_at=None if status else now,
     )
-    try:
-        # No savepoint: under the team lock a duplicate cannot happen, and if it did, raising rolls back.
-        hotsql.insert([guess])
-    except IntegrityError as exc:
-        raise Conflict("That guess was just submitted; refresh to see it.") from exc
     events = EventLog(hunt)
+    # A guess whose id was taken with the lock is written with its events, in their statement (one round
+    # trip); a solve reads and writes more rows first, so a correct guess goes in now.
+    with_events = guess.pk is not None and status != Guess.Status.CORRECT
+    if with_events:
+        events.insert_first(guess)
+    else:
+        with _duplicate_is_a_conflict():
+            if guess.pk is None:
+                hotsql.insert([guess])
+            else:
+                hotsql.insert_rows([guess])
     data = {"guess": guess_data(guess, puzzle_slug=puzzle.slug, username=_username(user))}
     if status:
         _log_judged(guess, puzzle.slug)
@@ -309,8 +320,19 @@ def submit_guess(
     else:
         events.team(team, "guess.pending", data, staff=True)
         events.after_flush(lambda: enqueue("puzzles.tasks.judge_guess_task", guess.pk))
-    events.flush()
+    with _duplicate_is_a_conflict() if with_events else nullcontext():
+        events.flush()
     return guess, True
+
+
+@contextmanager
+def _duplicate_is_a_conflict():
+    """The guess's INSERT meeting a unique key is a Conflict (no savepoint: under the team lock a duplicate
+    cannot happen, and if it did, raising rolls the transaction back)."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise Conflict("That guess was just submitted; refresh to see it.") from exc
 
 
 def _answer_error(text: str) -> str | None:
@@ -351,6 +373,8 @@ def _lock_guessing_team(team: Team, user) -> Team:
         raise NotFound(NOT_ON_A_TEAM)
     found = hotsql.from_row(Team, row)
     found.hunt = hotsql.from_row(Hunt, row, start=hotsql.width(Team))
+    taken = row[hotsql.width(Team) + hotsql.width(Hunt) :]
+    found.next_guess_id = taken[0] if taken else None  # None: the INSERT gives the id
     return found
 
 

@@ -170,13 +170,19 @@ def width(model: type[models.Model], skip: tuple[str, ...] = ()) -> int:
     return len(_attnames(model, skip))
 
 
-def insert(objs: list[models.Model], *, with_updates: list[tuple[models.Model, list[str]]] = ()) -> None:
+def insert(
+    objs: list[models.Model],
+    *,
+    with_updates: list[tuple[models.Model, list[str]]] = (),
+    with_rows: list[models.Model] = (),
+) -> None:
     """INSERT the new instances (all of one model) and set their primary keys: one statement, or one per row
     on a database that returns no ids of a multi-row INSERT.
 
     What Model.save(force_insert=True) and bulk_create do, without building a query: default values,
-    pre_save (auto_now_add), and each field's conversion for the database. `with_updates`: UPDATEs of
-    (obj, names) in the same statement, as WITH clauses (PostgreSQL only: insert_and_update).
+    pre_save (auto_now_add), and each field's conversion for the database. In the same statement, as WITH
+    clauses (PostgreSQL only: insert_and_update): `with_rows`, new rows whose primary key is set (next_id),
+    one INSERT each, then `with_updates`, UPDATEs of (obj, names).
     """
     if not objs:
         return
@@ -186,55 +192,92 @@ def insert(objs: list[models.Model], *, with_updates: list[tuple[models.Model, l
         return
     model = type(objs[0])
     cols = _insert_fields(model)
-    params = [param for obj, names in with_updates for param in _update_params(obj, names)]
+    params = [
+        param for row in with_rows for param in _row_params(row, _insert_fields(type(row), with_pk=True))
+    ]
+    params += [param for obj, names in with_updates for param in _update_params(obj, names)]
     for obj in objs:
-        params.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in cols)
+        params.extend(_row_params(obj, cols))
     returning = connection.features.can_return_rows_from_bulk_insert
     sql = _insert_sql(model, len(objs), connection.vendor, returning)
-    if with_updates:
-        sql = (
-            _with_updates(tuple((type(obj), tuple(names)) for obj, names in with_updates), connection.vendor)
-            + sql
-        )
+    if with_updates or with_rows:
+        shapes = tuple((type(obj), tuple(names)) for obj, names in with_updates)
+        sql = _with_clauses(tuple(type(row) for row in with_rows), shapes, connection.vendor) + sql
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         ids = [r[0] for r in cursor.fetchall()] if returning else [cursor.lastrowid]
     for obj, value in zip(objs, ids, strict=True):
         setattr(obj, model._meta.pk.attname, value)
-        obj._state.adding = False
-        obj._state.db = connection.alias
+        _saved(obj)
+    for row in with_rows:
+        _saved(row)
 
 
-def insert_and_update(objs: list[models.Model], updates: list[tuple[models.Model, list[str]]]) -> None:
-    """insert(objs), then update(obj, names) for each of `updates`.
+def _row_params(obj: models.Model, cols: list[models.Field]) -> list:
+    return [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in cols]
 
-    On PostgreSQL that is one statement, one round trip: the UPDATEs go in WITH clauses, which PostgreSQL
-    runs exactly once and to completion whatever the INSERT does (EventLog.flush: a guess's events and its
-    team's new head). Elsewhere, a statement each.
+
+def _saved(obj: models.Model) -> None:
+    obj._state.adding = False
+    obj._state.db = connection.alias
+
+
+def insert_and_update(
+    objs: list[models.Model], updates: list[tuple[models.Model, list[str]]], *, rows: list[models.Model] = ()
+) -> None:
+    """insert_rows(rows), insert(objs), then update(obj, names) for each of `updates`.
+
+    On PostgreSQL that is one statement, one round trip: the row INSERTs and the UPDATEs go in WITH clauses,
+    which PostgreSQL runs exactly once and to completion whatever the main INSERT does (EventLog.flush: a
+    guess, its events and its team's new head). Elsewhere, a statement each.
     """
-    if objs and updates and connection.vendor == "postgresql":
-        insert(objs, with_updates=updates)
+    if objs and (updates or rows) and connection.vendor == "postgresql":
+        insert(objs, with_updates=updates, with_rows=rows)
         return
+    insert_rows(rows)
     insert(objs)
     for obj, names in updates:
         update(obj, names)
 
 
+def next_id(model: type[models.Model]) -> str | None:
+    """An SQL expression taking the next id of the model's table ahead of its INSERT (a column to add to a
+    statement the caller runs anyway), or None where ids come only from the INSERT (SQLite)."""
+    if connection.vendor != "postgresql":
+        return None
+    return f"nextval(pg_get_serial_sequence('{model._meta.db_table}', '{model._meta.pk.column}'))"
+
+
+def insert_rows(rows: list[models.Model]) -> None:
+    """INSERT each new instance with the primary key it carries (taken with next_id), a statement each."""
+    for row in rows:
+        cols = _insert_fields(type(row), with_pk=True)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _insert_sql(type(row), 1, connection.vendor, False, with_pk=True), _row_params(row, cols)
+            )
+        _saved(row)
+
+
 @functools.cache
-def _with_updates(shapes: tuple, vendor: str) -> str:
-    clauses = [f"u{i} AS ({_update_sql(model, names, vendor)})" for i, (model, names) in enumerate(shapes)]
+def _with_clauses(rows: tuple, shapes: tuple, vendor: str) -> str:
+    clauses = [
+        f"i{i} AS ({_insert_sql(model, 1, vendor, False, with_pk=True)})" for i, model in enumerate(rows)
+    ]
+    clauses += [f"u{i} AS ({_update_sql(model, names, vendor)})" for i, (model, names) in enumerate(shapes)]
     return "WITH " + ", ".join(clauses) + " "
 
 
 @functools.cache
-def _insert_fields(model) -> list[models.Field]:
-    return [f for f in model._meta.concrete_fields if not f.primary_key]
+def _insert_fields(model, *, with_pk: bool = False) -> list[models.Field]:
+    return [f for f in model._meta.concrete_fields if with_pk or not f.primary_key]
 
 
 @functools.cache
-def _insert_sql(model, count: int, vendor: str, returning: bool) -> str:
-    values = "(" + ", ".join(["%s"] * len(_insert_fields(model))) + ")"
-    sql = f"INSERT INTO {table(model)} ({', '.join(quote(f.column) for f in _insert_fields(model))}) VALUES "
+def _insert_sql(model, count: int, vendor: str, returning: bool, *, with_pk: bool = False) -> str:
+    cols = _insert_fields(model, with_pk=with_pk)
+    values = "(" + ", ".join(["%s"] * len(cols)) + ")"
+    sql = f"INSERT INTO {table(model)} ({', '.join(quote(f.column) for f in cols)}) VALUES "
     sql += ", ".join([values] * count)
     if returning:
         sql += f" RETURNING {quote(model._meta.pk.column)}"

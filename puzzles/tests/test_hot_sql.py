@@ -290,3 +290,115 @@ def test_json_rows_come_back_in_the_order_asked_whatever_order_the_database_gave
     assert [(a.order, a.pk) for a in found] == [(0, 5), (1, 4), (1, 9), (2, 3)]
     assert all(a.final is True for a in found)  # SQLite's 1
     assert hotsql.from_json_rows(Answer, None, ("order", "id")) == []
+
+
+def _next_guess_id() -> int:
+    """An id for a guess written with its pk: from the sequence where there is one, else above every id."""
+    from django.db import connection
+    from django.db.models import Max
+
+    from treasurehunt import hotsql
+
+    taken = hotsql.next_id(Guess)
+    if taken is None:
+        return (Guess.objects.aggregate(top=Max("pk"))["top"] or 0) + 100
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {taken}")
+        return cursor.fetchone()[0]
+
+
+def check_rows_with_their_ids_go_first_in_the_same_statement_where_it_can():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from hunts.models import Event
+    from treasurehunt import hotsql
+
+    team = factories.MembershipFactory().team
+    puzzle = factories.PuzzleFactory(hunt=team.hunt)
+    guess_id = _next_guess_id()
+    guess = Guess(id=guess_id, team=team, puzzle=puzzle, text="x", key="x", status="incorrect")
+    team.event_seq = 1
+    event = Event(
+        hunt_id=team.hunt_id, team=team, seq=1, kind="guess.judged", data={"guess": {"id": guess_id}}
+    )
+    with CaptureQueriesContext(connection) as queries:
+        hotsql.insert_and_update([event], [(team, ["event_seq"])], rows=[guess])
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 3)
+    assert guess.pk == guess_id and not guess._state.adding
+    stored = Guess.objects.get(pk=guess_id)
+    assert (stored.team_id, stored.puzzle_id, stored.text, stored.created_at) == (
+        team.pk,
+        puzzle.pk,
+        "x",
+        guess.created_at,
+    )
+    assert Event.objects.get(pk=event.pk).data == {"guess": {"id": guess_id}}
+    team.refresh_from_db()
+    assert team.event_seq == 1
+
+
+@pytest.mark.django_db
+def test_rows_with_their_ids_are_written_before_the_events():
+    check_rows_with_their_ids_go_first_in_the_same_statement_where_it_can()
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+def test_rows_with_their_ids_share_the_events_statement_on_postgresql():
+    check_rows_with_their_ids_go_first_in_the_same_statement_where_it_can()
+
+
+def check_a_guess_meeting_a_unique_key_is_a_conflict_and_leaves_nothing(monkeypatch):
+    """What a duplicate that got past the repeat checks does, wherever the guess's INSERT goes."""
+    from django.db import transaction
+
+    from hunts.errors import Conflict
+    from hunts.models import Event
+
+    hunt, team, puzzles = build_world()
+    user = team.memberships.first().user
+    services.submit_guess(team=team, user=user, puzzle_slug="ruled-open", text="wrong", client_id="c-1")
+    real = services._puzzle_for_guess
+
+    def blind(**kwargs):
+        found = real(**kwargs)
+        found.seen_by_client = None  # as if the first guess were not there yet
+        return found
+
+    monkeypatch.setattr(services, "_puzzle_for_guess", blind)
+    events_before = Event.objects.count()
+    with pytest.raises(Conflict), transaction.atomic():
+        services.submit_guess(team=team, user=user, puzzle_slug="ruled-open", text="other", client_id="c-1")
+    assert Guess.objects.filter(team=team).count() == 1
+    assert Event.objects.count() == events_before
+
+
+@pytest.mark.django_db
+def test_a_guess_meeting_a_unique_key_is_a_conflict(monkeypatch):
+    check_a_guess_meeting_a_unique_key_is_a_conflict_and_leaves_nothing(monkeypatch)
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+def test_a_guess_meeting_a_unique_key_is_a_conflict_on_postgresql(monkeypatch):
+    check_a_guess_meeting_a_unique_key_is_a_conflict_and_leaves_nothing(monkeypatch)
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+def test_a_wrong_guess_is_three_statements_on_postgresql():
+    """The team's lock (and the guess's id), the puzzle, then the guess with its event and the team's head."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    hunt, team, puzzles = build_world()
+    user = team.memberships.first().user
+    with CaptureQueriesContext(connection) as queries:
+        guess, created = services.submit_guess(
+            team=team, user=user, puzzle_slug="ruled-open", text="wrong", client_id="c-1"
+        )
+    statements = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+    assert len(statements) == 3, statements
+    assert "nextval" in statements[0] and statements[2].startswith('WITH i0 AS (INSERT INTO "puzzles_guess"')
+    assert created and Guess.objects.get(pk=guess.pk).text == "wrong"
