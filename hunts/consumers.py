@@ -272,7 +272,7 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
 
         The presence list is None when it changed: then it went to the whole team, this socket included.
         """
-        team_seq, hunt_seq, heads = self.read_heads(record=self.team is None)
+        team_seq, hunt_seq, heads = self.read_heads(record=False)
         user, hunt, team = self.user, self.hunt, self.team
         username = user.get_username()
         hello = {
@@ -288,6 +288,8 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
         online = None
         if team is not None:  # which records the heads too, in the same round trip
             online = presence.join(team_id=team.pk, conn=self.channel_name, username=username, heads=heads)
+        else:
+            record_heads(heads)
         return hello, online
 
     def read_heads(self, *, record: bool = True) -> tuple[int | None, int, dict[str, int]]:

@@ -17,6 +17,7 @@ from django.db import transaction
 
 from treasurehunt import hotsql
 from treasurehunt.cache import redis_cache
+from treasurehunt.layers import PubSubChannelLayer
 
 from .models import Event, Hunt, Team
 
@@ -83,8 +84,8 @@ class EventLog:
         self._rows: list = []
 
     def insert_first(self, row) -> None:
-        """Write this new row (its id taken ahead, hotsql.next_id) at flush, before the events, in the
-        same statement on PostgreSQL: a guess and its verdict in one round trip."""
+        """Write this new row (its id taken ahead, hotsql.next_id) at flush, with the events: in their
+        statement on PostgreSQL (a guess and its verdict in one round trip), else just before it."""
         self._rows.append(row)
 
     def after_flush(self, fn: Callable[[], None]) -> None:
@@ -164,17 +165,28 @@ def _publish_with_heads(heads: dict[str, int], messages: list[tuple[str, dict]])
     also the channel layer's server (as settings configure them): one round trip, heads first, and no
     hop to an event loop. False elsewhere (another server, the embedded default): the caller takes the
     long way. A failure is only logged, as there: clients recover what they missed through resume.
+
+    Two transactions of one team commit in lock order but publish from their own threads, so their
+    frames may, rarely, reach Redis in the other order; a client that sees a seq beyond the next one
+    resumes from the one it holds (static/js/live.js), as for a lost frame.
     """
-    rc = redis_cache()
-    layer = get_channel_layer()
-    if rc is None or layer is None or not getattr(layer, "publishes_on", lambda url: False)(rc.server):
+    try:
+        rc, layer = redis_cache(), get_channel_layer()
+        if rc is None or not isinstance(layer, PubSubChannelLayer) or not layer.publishes_on(rc.server):
+            return False
+    except Exception:
+        log.exception("could not tell how to publish %d frames", len(messages))
         return False
     try:
-        pipeline = rc.client().pipeline(transaction=False)
-        rc.raise_many(heads, pipeline=pipeline)
-        for channel, data in layer.group_payloads([(group, envelope(frame)) for group, frame in messages]):
-            pipeline.publish(channel, data)
-        pipeline.execute()
+        payloads = layer.group_payloads([(group, envelope(frame)) for group, frame in messages])
+
+        def queue(pipeline):
+            for channel, data in payloads:
+                pipeline.publish(channel, data)
+
+        failed = [result for result in rc.after_heads(heads, queue) if isinstance(result, Exception)]
+        if failed:
+            log.error("could not publish %d of %d frames: %s", len(failed), len(messages), failed[0])
     except Exception:
         log.exception("could not publish %d frames", len(messages))
     return True
@@ -218,8 +230,9 @@ def send_frames(messages: list[tuple[str, dict]]) -> None:
     """Send frames to groups; lost pushes are recovered by clients through resume.
 
     In daphne (sync code running for its event loop) the frames go to that loop's publisher, which sends
-    them in order while this thread moves on: a request or a guess never waits for Redis. Elsewhere
-    (Celery workers, commands) this waits until they are sent.
+    them in order while this thread moves on. Elsewhere (Celery workers, commands) this waits until they
+    are sent. Logged events, which carry seqs, usually go another way (publish: one pipeline with their
+    heads, from the committing thread); what comes here is ephemeral (presence, the leaderboard).
     """
     if not messages:
         return
@@ -267,7 +280,8 @@ def _serving_event_loop() -> asyncio.AbstractEventLoop | None:
 class LoopPublisher:
     """Sends the batches handed over by sync code, on the event loop, one at a time in the order given.
 
-    One per loop: a single sender keeps each group's frames in seq order. Waiting batches go out merged, up
+    One per loop: a single sender keeps the frames of the batches handed to it in order. Waiting batches
+    go out merged, up
     to MAX_BATCH frames per round trip; a round trip that fails or takes longer than
     PUBLISH_TIMEOUT_SECONDS is logged and its frames dropped (clients recover through resume); past
     MAX_PENDING waiting batches (Redis gone), new ones are dropped the same way instead of piling up.

@@ -199,10 +199,10 @@ def _check_in_redis(
         for other, name in others.items():
             args += [key(conn_key(other)), name]
     if heads:  # one pipeline: the heads, then the check (as EVAL: a pipeline sends it as it is)
-        pipeline = backend.client().pipeline(transaction=False)
-        backend.raise_many(heads, pipeline=pipeline)
-        pipeline.eval(CHECK, len(keys), *keys, *args)
-        changed, live = pipeline.execute()[-1]
+        (found,) = backend.after_heads(heads, lambda pipeline: pipeline.eval(CHECK, len(keys), *keys, *args))
+        if isinstance(found, Exception):
+            raise found
+        changed, live = found
     else:
         changed, live = backend.script(CHECK)(keys=keys, args=args)
     return sorted({name.decode() for name in live}), bool(changed)

@@ -127,7 +127,7 @@ def _hot_sql(vendor: str) -> dict[str, str]:
         f"AND p2.{c(Puzzle, 'has_rules')} = %s"
     )
     answers = hotsql.json_rows(Answer, "a", f"a.{c(Answer, 'puzzle')} = p.{c(Puzzle, 'id')}", ANSWER_ORDER)
-    next_guess_id = hotsql.next_id(Guess)  # taken with the lock where the database can (PostgreSQL)
+    next_guess_id = hotsql.next_id(Guess)  # in the lock's statement where the database can (PostgreSQL)
     team = (
         f"SELECT {hotsql.columns(Team, 't')}, {hotsql.columns(Hunt, 'h')}"
         + (f", {next_guess_id}" if next_guess_id else "")
@@ -327,12 +327,22 @@ def submit_guess(
 
 @contextmanager
 def _duplicate_is_a_conflict():
-    """The guess's INSERT meeting a unique key is a Conflict (no savepoint: under the team lock a duplicate
-    cannot happen, and if it did, raising rolls the transaction back)."""
+    """The guess's INSERT meeting one of the guess table's unique keys is a Conflict (no savepoint: under
+    the team lock a duplicate cannot happen, and if it did, raising rolls the transaction back). Any
+    other integrity error (an event's seq taken twice: a broken lock) goes on as it is."""
     try:
         yield
     except IntegrityError as exc:
-        raise Conflict("That guess was just submitted; refresh to see it.") from exc
+        if _on_guess_table(exc):
+            raise Conflict("That guess was just submitted; refresh to see it.") from exc
+        raise
+
+
+def _on_guess_table(exc: IntegrityError) -> bool:
+    diag = getattr(exc.__cause__, "diag", None)  # psycopg's error, which names the table
+    if diag is not None:
+        return diag.table_name == Guess._meta.db_table
+    return f"{Guess._meta.db_table}." in str(exc)  # SQLite: "UNIQUE constraint failed: puzzles_guess.…"
 
 
 def _answer_error(text: str) -> str | None:

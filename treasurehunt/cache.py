@@ -9,10 +9,13 @@ cache object of the process uses one shared client per server (`redis.Redis` and
 thread-safe, and redis-py resets a pool it finds in a forked child).
 """
 
+import logging
 import threading
 
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient as DjangoRedisCacheClient
+
+log = logging.getLogger(__name__)
 
 _clients: dict[str, object] = {}
 _lock = threading.Lock()
@@ -85,6 +88,21 @@ class RedisCache(DjangoRedisCache):
             pipeline.eval(RAISE_TO, len(keys), *keys, *args)
         else:
             self.script(RAISE_TO)(keys=keys, args=args)
+
+    def after_heads(self, heads: dict[str, int], queue) -> list:
+        """One pipeline, one round trip: the heads raised as raise_many does, then the commands `queue`
+        adds to the pipeline it is given. Returns their results in order, an exception object in place of
+        each that failed (the caller decides); a failure of the heads alone is logged, as record_heads
+        does, and does not stop the rest."""
+        pipeline = self.client().pipeline(transaction=False)
+        self.raise_many(heads, pipeline=pipeline)
+        queue(pipeline)
+        results = pipeline.execute(raise_on_error=False)
+        if heads:
+            if isinstance(results[0], Exception):
+                log.error("could not record event heads: %s", results[0])
+            results = results[1:]
+        return results
 
     @property
     def server(self) -> str:

@@ -182,8 +182,12 @@ def insert(
     What Model.save(force_insert=True) and bulk_create do, without building a query: default values,
     pre_save (auto_now_add), and each field's conversion for the database. In the same statement, as WITH
     clauses (PostgreSQL only: insert_and_update): `with_rows`, new rows whose primary key is set (next_id),
-    one INSERT each, then `with_updates`, UPDATEs of (obj, names).
+    one INSERT each, and `with_updates`, UPDATEs of (obj, names). PostgreSQL runs every part on one
+    snapshot, in no set order: none may read what another writes.
     """
+    one_statement = objs and (len(objs) == 1 or connection.features.can_return_rows_from_bulk_insert)
+    if (with_rows or with_updates) and not one_statement:
+        raise ValueError("WITH clauses need the one INSERT they go with")
     if not objs:
         return
     if len(objs) > 1 and not connection.features.can_return_rows_from_bulk_insert:
@@ -245,7 +249,8 @@ def next_id(model: type[models.Model]) -> str | None:
     statement the caller runs anyway), or None where ids come only from the INSERT (SQLite)."""
     if connection.vendor != "postgresql":
         return None
-    return f"nextval(pg_get_serial_sequence('{model._meta.db_table}', '{model._meta.pk.column}'))"
+    # The names as PostgreSQL parses them: the table quoted as an identifier, the column as it is.
+    return f"nextval(pg_get_serial_sequence('{table(model)}', '{model._meta.pk.column}'))"
 
 
 def insert_rows(rows: list[models.Model]) -> None:

@@ -177,7 +177,8 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):
         return [(name(self, group), self.serialize(message)) for group, message in messages]
 
     async def group_send_many(self, messages: list[tuple[str, dict]]) -> None:
-        """Send many group messages in one round trip per shard (hunts.events.LoopPublisher's batches)."""
+        """Send many group messages in one round trip per shard (hunts.events.LoopPublisher's batches of
+        ephemeral frames; logged events go out with their heads, hunts.events._publish_with_heads)."""
         await self._get_layer().group_send_many(messages)
 
     async def new_local_channel(self, prefix: str = "specific.") -> str:

@@ -402,3 +402,31 @@ def test_a_wrong_guess_is_three_statements_on_postgresql():
     assert len(statements) == 3, statements
     assert "nextval" in statements[0] and statements[2].startswith('WITH i0 AS (INSERT INTO "puzzles_guess"')
     assert created and Guess.objects.get(pk=guess.pk).text == "wrong"
+
+
+def check_another_tables_integrity_error_is_not_a_conflict():
+    """Only the guess table's unique keys mean "just submitted"; an event's seq taken twice (a broken lock)
+    stays an IntegrityError, logged as the bug it is."""
+    from django.db import IntegrityError, transaction
+
+    from hunts.errors import Conflict
+    from hunts.models import Event
+
+    hunt, team, puzzles = build_world()
+    user = team.memberships.first().user
+    Event.objects.create(hunt=hunt, team=team, seq=team.event_seq + 1, kind="x", data={})  # the next seq
+    with pytest.raises(IntegrityError) as raised, transaction.atomic():
+        services.submit_guess(team=team, user=user, puzzle_slug="ruled-open", text="wrong", client_id="c-1")
+    assert not isinstance(raised.value, Conflict)
+    assert not Guess.objects.filter(team=team).exists()
+
+
+@pytest.mark.django_db
+def test_another_tables_integrity_error_is_not_a_conflict():
+    check_another_tables_integrity_error_is_not_a_conflict()
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+def test_another_tables_integrity_error_is_not_a_conflict_on_postgresql():
+    check_another_tables_integrity_error_is_not_a_conflict()

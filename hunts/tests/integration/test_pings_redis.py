@@ -174,36 +174,39 @@ def test_recorded_heads_only_rise_in_one_round_trip_each(trips):
 
 async def test_events_publish_their_heads_and_frames_in_one_round_trip_from_the_thread(trips, monkeypatch):
     """The cache and the layer share this Redis: publish() sends heads and frames in one pipeline, without
-    the loop's publisher, and the layer's subscribers get the frames."""
+    the long way (record_heads, then send_frames), and the layer's subscribers get each frame once."""
     from asgiref.sync import sync_to_async
     from channels.layers import get_channel_layer
 
     from hunts import events
+    from hunts.models import Event
 
-    monkeypatch.setattr(events.LoopPublisher, "submit", lambda *args: pytest.fail("went through the loop"))
+    for name in ("record_heads", "send_frames"):
+        monkeypatch.setattr(events, name, lambda *args, name=name: pytest.fail(f"went the long way ({name})"))
     layer = get_channel_layer()
     channel = await layer.new_channel()
     await layer.group_add(events.team_group(ALPHA), channel)
-    cache.set(head_key("team", ALPHA), 9)
+    await layer.group_add(events.hunt_group(HUNT), channel)
+    cache.set(head_key("hunt", HUNT), 9)  # above what this publish carries: stays
     trips["pipelines"], trips["commands"] = 0, []
-    frames = [
-        (events.team_group(ALPHA), {"type": "guess.judged", "seq": 8}),  # below the cached head: kept at 9
-        (events.team_group(ALPHA), {"type": "hint.answered", "seq": 10}),
+    logged = [
+        Event(hunt_id=HUNT, team_id=ALPHA, seq=10, kind="guess.judged", data={"n": 1}),
+        Event(hunt_id=HUNT, team_id=None, seq=4, kind="announcement.posted", data={"n": 2}),
     ]
 
-    sent = await sync_to_async(events._publish_with_heads, thread_sensitive=False)(
-        {head_key("team", ALPHA): 10, head_key("hunt", HUNT): 4}, frames
-    )
+    await sync_to_async(events.publish, thread_sensitive=False)(HUNT, logged)
 
-    assert sent is True
     assert (trips["pipelines"], trips["commands"]) == (1, [])
     assert cache.get_many([head_key("team", ALPHA), head_key("hunt", HUNT)]) == {
         head_key("team", ALPHA): 10,
-        head_key("hunt", HUNT): 4,
+        head_key("hunt", HUNT): 9,
     }
-    got = [await asyncio.wait_for(layer.receive(channel), timeout=5) for _ in frames]
-    assert got == [events.envelope(frame) for _, frame in frames]
+    got = [await asyncio.wait_for(layer.receive(channel), timeout=5) for _ in logged]
+    assert got == [events.envelope(events.frame_of(event)) for event in logged]
+    await asyncio.sleep(0.3)
+    assert layer._get_layer().channels[channel].empty()  # each frame once
     await layer.group_discard(events.team_group(ALPHA), channel)
+    await layer.group_discard(events.hunt_group(HUNT), channel)
 
 
 def test_events_take_the_long_way_when_the_layer_is_on_another_server(monkeypatch):
