@@ -2,7 +2,9 @@
 
 Compares hunts.events.send_frames (one publisher loop per process, one connection) with what it did before:
 async_to_sync per call, which from a thread outside any event loop runs each call in a new loop, and the
-Redis channel layer opens and closes a connection per loop.
+Redis channel layer opens and closes a connection per loop. send_frames still carries a worker's ephemeral
+frames (the clock's leaderboard.updated); logged events go out with their heads in one pipeline instead
+where the cache and the layer share a Redis (hunts.events._publish_with_heads).
 
     .venv/bin/python bench/publish_rate.py [--calls 1000] [--frames 3]
 """
