@@ -3,7 +3,7 @@
 import functools
 import logging
 import math
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -300,36 +300,33 @@ def submit_guess(
         enqueued_at=None if status else now,
     )
     events = EventLog(hunt)
-    # A guess whose id was taken with the lock is written with its events, in their statement (one round
-    # trip); a solve reads and writes more rows first, so a correct guess goes in now.
-    with_events = guess.pk is not None and status != Guess.Status.CORRECT
-    if with_events:
-        events.insert_first(guess)
-    else:
-        with _duplicate_is_a_conflict():
-            if guess.pk is None:
-                hotsql.insert([guess])
-            else:
-                hotsql.insert_rows([guess])
-    data = {"guess": guess_data(guess, puzzle_slug=puzzle.slug, username=_username(user))}
-    if status:
-        _log_judged(guess, puzzle.slug)
-        events.team(team, "guess.judged", data, staff=True)
-        if status == Guess.Status.CORRECT:
-            _record_solve(team=team, puzzle=puzzle, guess=guess, answers=answers, now=now, events=events)
-    else:
-        events.team(team, "guess.pending", data, staff=True)
-        events.after_flush(lambda: enqueue("puzzles.tasks.judge_guess_task", guess.pk))
-    with _duplicate_is_a_conflict() if with_events else nullcontext():
+    with _duplicate_is_a_conflict():
+        # A guess whose id was taken with the lock is written with its events, in their statement (one
+        # round trip). Without an id yet (SQLite), or before a solve, which reads and writes more rows
+        # first, it goes in now.
+        if guess.pk is not None and status != Guess.Status.CORRECT:
+            events.insert_first(guess)
+        else:
+            hotsql.insert([guess])
+        data = {"guess": guess_data(guess, puzzle_slug=puzzle.slug, username=_username(user))}
+        if status:
+            _log_judged(guess, puzzle.slug)
+            events.team(team, "guess.judged", data, staff=True)
+            if status == Guess.Status.CORRECT:
+                _record_solve(team=team, puzzle=puzzle, guess=guess, answers=answers, now=now, events=events)
+        else:
+            events.team(team, "guess.pending", data, staff=True)
+            events.after_flush(lambda: enqueue("puzzles.tasks.judge_guess_task", guess.pk))
         events.flush()
     return guess, True
 
 
 @contextmanager
 def _duplicate_is_a_conflict():
-    """The guess's INSERT meeting one of the guess table's unique keys is a Conflict (no savepoint: under
-    the team lock a duplicate cannot happen, and if it did, raising rolls the transaction back). Any
-    other integrity error (an event's seq taken twice: a broken lock) goes on as it is."""
+    """A statement meeting one of the guess table's unique keys is a Conflict: the guess was just submitted
+    (no savepoint: under the team lock a duplicate cannot happen, and if it did, raising rolls the
+    transaction back). Any other integrity error (an event's seq taken twice: a broken lock) goes on as
+    it is."""
     try:
         yield
     except IntegrityError as exc:

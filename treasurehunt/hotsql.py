@@ -176,60 +176,61 @@ def insert(
     with_updates: list[tuple[models.Model, list[str]]] = (),
     with_rows: list[models.Model] = (),
 ) -> None:
-    """INSERT the new instances (all of one model) and set their primary keys: one statement, or one per row
-    on a database that returns no ids of a multi-row INSERT.
+    """INSERT the new instances (all of one model): one statement, or one per row on a database that returns
+    no ids of a multi-row INSERT. Instances that carry their primary key (taken with next_id) are written
+    with it; the others get theirs from the database.
 
     What Model.save(force_insert=True) and bulk_create do, without building a query: default values,
     pre_save (auto_now_add), and each field's conversion for the database. In the same statement, as WITH
-    clauses (PostgreSQL only: insert_and_update): `with_rows`, new rows whose primary key is set (next_id),
-    one INSERT each, and `with_updates`, UPDATEs of (obj, names). PostgreSQL runs every part on one
-    snapshot, in no set order: none may read what another writes.
+    clauses (PostgreSQL only: insert_and_update): `with_rows`, new rows that carry their primary key, one
+    INSERT each, and `with_updates`, UPDATEs of (obj, names). PostgreSQL runs every part on one snapshot,
+    in no set order: none may read what another writes.
     """
-    one_statement = objs and (len(objs) == 1 or connection.features.can_return_rows_from_bulk_insert)
-    if (with_rows or with_updates) and not one_statement:
+    given = bool(objs) and objs[0].pk is not None
+    if any((obj.pk is not None) != given for obj in objs):
+        raise ValueError("either every row carries its primary key or none does")
+    returning = not given and connection.features.can_return_rows_from_bulk_insert
+    one_statement = len(objs) == 1 or given or returning
+    if (with_rows or with_updates) and not (objs and one_statement):
         raise ValueError("WITH clauses need the one INSERT they go with")
     if not objs:
         return
-    if len(objs) > 1 and not connection.features.can_return_rows_from_bulk_insert:
+    if not one_statement:
         for obj in objs:
             insert([obj])
         return
     model = type(objs[0])
-    cols = _insert_fields(model)
     params = [
         param for row in with_rows for param in _row_params(row, _insert_fields(type(row), with_pk=True))
     ]
     params += [param for obj, names in with_updates for param in _update_params(obj, names)]
+    cols = _insert_fields(model, with_pk=given)
     for obj in objs:
         params.extend(_row_params(obj, cols))
-    returning = connection.features.can_return_rows_from_bulk_insert
-    sql = _insert_sql(model, len(objs), connection.vendor, returning)
+    sql = _insert_sql(model, len(objs), connection.vendor, returning, with_pk=given)
     if with_updates or with_rows:
         shapes = tuple((type(obj), tuple(names)) for obj, names in with_updates)
         sql = _with_clauses(tuple(type(row) for row in with_rows), shapes, connection.vendor) + sql
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        ids = [r[0] for r in cursor.fetchall()] if returning else [cursor.lastrowid]
-    for obj, value in zip(objs, ids, strict=True):
-        setattr(obj, model._meta.pk.attname, value)
-        _saved(obj)
-    for row in with_rows:
-        _saved(row)
+        if not given:
+            ids = [r[0] for r in cursor.fetchall()] if returning else [cursor.lastrowid]
+            for obj, value in zip(objs, ids, strict=True):
+                setattr(obj, model._meta.pk.attname, value)
+    for obj in [*objs, *with_rows]:
+        obj._state.adding = False
+        obj._state.db = connection.alias
 
 
 def _row_params(obj: models.Model, cols: list[models.Field]) -> list:
     return [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in cols]
 
 
-def _saved(obj: models.Model) -> None:
-    obj._state.adding = False
-    obj._state.db = connection.alias
-
-
 def insert_and_update(
     objs: list[models.Model], updates: list[tuple[models.Model, list[str]]], *, rows: list[models.Model] = ()
 ) -> None:
-    """insert_rows(rows), insert(objs), then update(obj, names) for each of `updates`.
+    """insert each of `rows` (which carry their primary keys), insert(objs), then update(obj, names) for
+    each of `updates`.
 
     On PostgreSQL that is one statement, one round trip: the row INSERTs and the UPDATEs go in WITH clauses,
     which PostgreSQL runs exactly once and to completion whatever the main INSERT does (EventLog.flush: a
@@ -238,7 +239,8 @@ def insert_and_update(
     if objs and (updates or rows) and connection.vendor == "postgresql":
         insert(objs, with_updates=updates, with_rows=rows)
         return
-    insert_rows(rows)
+    for row in rows:
+        insert([row])
     insert(objs)
     for obj, names in updates:
         update(obj, names)
@@ -251,17 +253,6 @@ def next_id(model: type[models.Model]) -> str | None:
         return None
     # The names as PostgreSQL parses them: the table quoted as an identifier, the column as it is.
     return f"nextval(pg_get_serial_sequence('{table(model)}', '{model._meta.pk.column}'))"
-
-
-def insert_rows(rows: list[models.Model]) -> None:
-    """INSERT each new instance with the primary key it carries (taken with next_id), a statement each."""
-    for row in rows:
-        cols = _insert_fields(type(row), with_pk=True)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _insert_sql(type(row), 1, connection.vendor, False, with_pk=True), _row_params(row, cols)
-            )
-        _saved(row)
 
 
 @functools.cache

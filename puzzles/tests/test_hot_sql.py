@@ -230,6 +230,49 @@ def test_insert_sets_the_ids_with_or_without_returning(monkeypatch, returning):
     assert stored == {e.pk: (e.seq, {"n": e.seq}) for e in events}
 
 
+def check_insert_writes_rows_with_the_ids_they_carry_in_one_statement():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from hunts.models import Event
+    from treasurehunt import hotsql
+
+    team = factories.MembershipFactory().team
+    first = Event(hunt_id=team.hunt_id, team=team, seq=1, kind="k", data={})
+    hotsql.insert([first])
+    events = [
+        Event(id=first.pk + n, hunt_id=team.hunt_id, team=team, seq=n + 1, kind="k", data={"n": n})
+        for n in (5, 9)
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        hotsql.insert(events)
+    assert len(queries) == 1
+    assert [e.pk for e in events] == [first.pk + 5, first.pk + 9] and not any(e._state.adding for e in events)
+    assert {e.pk: e.data for e in Event.objects.filter(team=team)} == {
+        first.pk: {},
+        first.pk + 5: {"n": 5},
+        first.pk + 9: {"n": 9},
+    }
+    with pytest.raises(ValueError):
+        hotsql.insert(
+            [
+                Event(id=first.pk + 20, hunt_id=team.hunt_id, team=team, seq=20, kind="k", data={}),
+                Event(hunt_id=team.hunt_id, team=team, seq=21, kind="k", data={}),
+            ]
+        )
+
+
+@pytest.mark.django_db
+def test_insert_writes_rows_with_the_ids_they_carry():
+    check_insert_writes_rows_with_the_ids_they_carry_in_one_statement()
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+def test_insert_writes_rows_with_the_ids_they_carry_on_postgresql():
+    check_insert_writes_rows_with_the_ids_they_carry_in_one_statement()
+
+
 def check_insert_and_update_writes_rows_and_heads_in_one_statement_where_it_can():
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
