@@ -272,7 +272,7 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
 
         The presence list is None when it changed: then it went to the whole team, this socket included.
         """
-        team_seq, hunt_seq, heads = self.read_heads(record=False)
+        team_seq, hunt_seq, heads = self.read_heads()
         user, hunt, team = self.user, self.hunt, self.team
         username = user.get_username()
         hello = {
@@ -292,15 +292,13 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
             record_heads(heads)
         return hello, online
 
-    def read_heads(self, *, record: bool = True) -> tuple[int | None, int, dict[str, int]]:
-        """The streams' heads from the database (one query), recorded in the cache for pongs unless the
-        caller does it (`record`); also returned as the cache keys' values."""
+    def read_heads(self) -> tuple[int | None, int, dict[str, int]]:
+        """The streams' heads from the database (one query), and as the cache keys' values that the caller
+        records for pongs."""
         team_seq, hunt_seq = read_heads(hunt=self.hunt, team=self.team)
         heads = {head_key("hunt", self.hunt.pk): hunt_seq}
         if self.team is not None:
             heads[head_key("team", self.team.pk)] = team_seq
-        if record:
-            record_heads(heads)
         return team_seq, hunt_seq, heads
 
     # --- Pushed frames ------------------------------------------------------------------
@@ -394,7 +392,8 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
     @in_pool
     def read_log(self, after: dict[str, int]) -> tuple[list[dict], dict]:
         """Frames logged after the given seqs, hunt stream first, MAX_REPLAY per stream; then resume.done."""
-        team_seq, hunt_seq, _ = self.read_heads()
+        team_seq, hunt_seq, cached = self.read_heads()
+        record_heads(cached)
         heads = {"team": team_seq, "hunt": hunt_seq}
         for stream, seq in after.items():
             if seq > heads[stream]:

@@ -161,8 +161,9 @@ async def test_hello_names_the_user_team_heads_and_hunt(world, sockets):
     assert hello["hunt_seq"] == 1
     assert hello["hunt"] == {"slug": "harbour", "state": "running"}
     assert hello["server_time"].endswith("Z")
-    # hello fills the cached heads that pongs read.
+    # hello fills the cached heads that pongs read (with the presence check, for a team's socket).
     assert cache.get(head_key("team", world.alpha.pk)) == 0
+    assert cache.get(head_key("hunt", world.hunt.pk)) == 1
 
 
 async def test_a_socket_runs_on_the_consumers_own_dispatch_loop(world, sockets, monkeypatch):
@@ -193,6 +194,7 @@ async def test_staff_connect_without_a_team(world, sockets):
     assert hello["team"] is None
     assert hello["team_seq"] is None
     assert hello["hunt_seq"] == 0
+    assert cache.get(head_key("hunt", world.hunt.pk)) == 0  # recorded without a presence check
 
 
 async def test_staff_may_open_an_unpublished_hunt(world, sockets):
