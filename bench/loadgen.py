@@ -144,6 +144,7 @@ class Fleet:
         self.open_flights = 0
         self.frames: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        self.error_messages: dict[str, str] = {}  # code -> the first message seen with it
         self.created: Counter[str] = Counter()
         self.stray = self.duplicates = 0
 
@@ -170,7 +171,9 @@ class Fleet:
                 flight.accepted_at = now
         elif kind == "error":
             frame = json.loads(text)
-            self.errors[frame.get("code", "?")] += 1
+            code = frame.get("code", "?")
+            self.errors[code] += 1
+            self.error_messages.setdefault(code, str(frame.get("message", ""))[:200])
             flight = self.flights.get(frame.get("id"))
             if flight is not None:
                 flight.error = frame.get("code")
@@ -286,6 +289,7 @@ class Fleet:
     def reset_counters(self) -> None:
         self.flights, self.open_flights = {}, 0
         self.frames, self.errors, self.created = Counter(), Counter(), Counter()
+        self.error_messages = {}
         self.stray = self.duplicates = 0
 
     def _launch(self, key: str, expected: frozenset[int]) -> Flight:
@@ -366,6 +370,7 @@ class Fleet:
             accepted_ms=summarize(accepted),
             created=dict(self.created),
             error_frames=dict(self.errors),
+            error_messages=dict(self.error_messages),
             frames=dict(self.frames),
             client_cpu=round((cpu_seconds() - cpu0) / wall, 2),
             # Every guess: seconds since the first was sent, latency in ms (None: not delivered).

@@ -910,6 +910,15 @@ def markdown(result: dict) -> str:
                 f"{s['rate']:g} -> {s['latency_ms']['p99']} {'ok' if s['pass'] else 'fail'}" for s in steps
             )
             lines.append(f"- {kind}: {text}")
+    if guesses:
+        fixed = guesses["app"]["fixed"]
+        if fixed.get("error_frames"):
+            messages = fixed.get("error_messages", {})
+            text = "; ".join(
+                f"{code} x{n}" + (f' ("{messages[code]}")' if messages.get(code) else "")
+                for code, n in sorted(fixed["error_frames"].items())
+            )
+            lines += ["", f"Error frames the app sent in the fixed-rate run: {text}."]
     lines += ["", f"Command: `{result['command']}`", ""]
     return "\n".join(lines)
 

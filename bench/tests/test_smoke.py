@@ -4,6 +4,8 @@ It starts its own daphne (bench.asgi), Celery worker, clock and beat on free loo
 redis-server and a throwaway PostgreSQL database, and stops and drops them all at the end.
 """
 
+import copy
+
 import pytest
 
 from bench import probe, run
@@ -69,3 +71,13 @@ def test_the_machine_probe_reached_both_servers_and_heads_the_report(result):
     }
     assert all(value > 0 for value in found.values())
     assert probe.describe(found) in run.markdown(result)
+
+
+def test_the_report_names_the_error_frames_of_the_fixed_rate_run_with_a_message(result):
+    assert "Error frames" not in run.markdown(result)  # none in the smoke run (above)
+    errored = copy.deepcopy(result)
+    fixed = errored["scenarios"]["guesses"]["app"]["fixed"]
+    fixed["error_frames"], fixed["error_messages"] = {"invalid": 3}, {"invalid": "Already solved"}
+    assert 'Error frames the app sent in the fixed-rate run: invalid x3 ("Already solved").' in run.markdown(
+        errored
+    )
