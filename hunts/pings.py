@@ -1,4 +1,4 @@
-"""Pongs in batches: the pings a process receives within a few ms share one thread hop and one Redis trip.
+"""Pongs in batches: the pings a process receives within 50 ms share one thread hop and one Redis trip.
 
 A ping reads its streams' heads from the cache and keeps its connection's presence key alive (DESIGN
 section 7; hunts/presence.py). With thousands of sockets pinging every 10 s, a thread hop and two cache
@@ -29,7 +29,11 @@ from .events import head_key
 log = logging.getLogger(__name__)
 
 PING_BATCH = 100
-PING_WINDOW = 0.005  # seconds
+# Seconds a batch waits for more pings after its first. 2,000 sockets pinging every 10 s send 200 pings a
+# second, spread out: a 5 ms window gathered one or two, so nearly every ping still cost a hop and a round
+# trip (daphne 26-29% of a core for the pings alone, against 15-16% with 50 ms; BENCHMARKS.md, fix 26).
+# A pong 50 ms later changes nothing for a client that pings every 10 s.
+PING_WINDOW = 0.05
 
 
 @dataclass(slots=True)
