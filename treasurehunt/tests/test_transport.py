@@ -38,10 +38,13 @@ def read(peer: socket.socket, n: int) -> bytes:
     return got
 
 
-def test_the_asgi_entry_point_installs_it():
-    # In a process of its own: nothing else in it has installed the patch, and importing the entry point
+def test_the_asgi_entry_point_installs_it_and_the_deferred_debug_lines():
+    # In a process of its own: nothing else in it has installed the patches, and importing the entry point
     # (which freezes the collector) leaves this one alone.
-    code = "import treasurehunt.asgi; from treasurehunt import transport; print(transport.installed())"
+    code = (
+        "import treasurehunt.asgi; from treasurehunt import transport, wsdebug; "
+        "print(transport.installed() and wsdebug.installed())"
+    )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "treasurehunt.settings"}
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
