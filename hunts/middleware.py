@@ -1,10 +1,14 @@
 """ASGI middleware of the live stream (DESIGN section 7): the origin rule and `Authorization: Token` auth."""
 
+from importlib import import_module
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 from channels.middleware import BaseMiddleware
 from channels.security.websocket import WebsocketDenier
+from channels.sessions import CookieMiddleware
 from django.conf import settings
+from django.contrib import auth
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import split_domain_port, validate_host
 from django.utils.functional import SimpleLazyObject
@@ -85,3 +89,41 @@ class TokenHeaderMiddleware(BaseMiddleware):
             # anything else asking for scope["user"] looks it up.
             scope = dict(scope, user=SimpleLazyObject(lambda: user_for_token(key)), token_key=key)
         return await super().__call__(scope, receive, send)
+
+
+class StreamSessionMiddleware(BaseMiddleware):
+    """scope["session"]: the session named by the socket's cookie, not yet read.
+
+    channels' SessionMiddleware does the same and also wraps send, to save a changed session on
+    `http.response.start`, which a socket never sends: on the live stream its wrapper only read the session
+    twice for every frame sent (BENCHMARKS.md, fix 28).
+    """
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.store = import_module(settings.SESSION_ENGINE).SessionStore
+
+    async def __call__(self, scope, receive, send):
+        if "session" not in scope:
+            scope = dict(scope, session=self.store(scope["cookies"].get(settings.SESSION_COOKIE_NAME)))
+        return await super().__call__(scope, receive, send)
+
+
+class SessionUserMiddleware(BaseMiddleware):
+    """scope["user"]: the session's user (Django's own check, session hash included), read when first asked
+    for: in the consumer's one database hop, or never for a socket with a token.
+
+    channels' AuthMiddleware reads it before the consumer starts, in a hop of its own to the process's one
+    thread-sensitive thread, for every socket (BENCHMARKS.md, fix 28).
+    """
+
+    async def __call__(self, scope, receive, send):
+        if "user" not in scope:
+            request = SimpleNamespace(session=scope["session"])  # all that auth.get_user reads
+            scope = dict(scope, user=SimpleLazyObject(lambda: auth.get_user(request)))
+        return await super().__call__(scope, receive, send)
+
+
+def stream_auth(inner):
+    """channels' AuthMiddlewareStack for the live stream: the session's user, and a token's in its place."""
+    return CookieMiddleware(StreamSessionMiddleware(SessionUserMiddleware(TokenHeaderMiddleware(inner))))

@@ -12,11 +12,10 @@ from treasurehunt.http import ASGIHandler  # noqa: E402
 
 django_app = ASGIHandler()  # each request's middleware and view in one thread (treasurehunt/http.py)
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from hunts.clock import ClockMiddleware  # noqa: E402
-from hunts.middleware import OriginRuleMiddleware, TokenHeaderMiddleware  # noqa: E402
+from hunts.middleware import OriginRuleMiddleware, stream_auth  # noqa: E402
 from hunts.routing import websocket_urlpatterns  # noqa: E402
 from puzzles.services import release_all_due  # noqa: E402
 from treasurehunt import transport, wsdebug  # noqa: E402
@@ -32,9 +31,7 @@ application = ReleaseMemory(
         ProtocolTypeRouter(
             {
                 "http": django_app,
-                "websocket": OriginRuleMiddleware(
-                    AuthMiddlewareStack(TokenHeaderMiddleware(URLRouter(websocket_urlpatterns)))
-                ),
+                "websocket": OriginRuleMiddleware(stream_auth(URLRouter(websocket_urlpatterns))),
             }
         ),
         tick=release_all_due,
