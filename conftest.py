@@ -43,6 +43,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if _selected(item)]
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # treasurehunt.asgi (imported by the tests) logs slow full collections; a collection after pytest has
+    # closed the captured stream that Django's log handler writes to would print a "Logging error".
+    import gc
+    import sys
+
+    memory = sys.modules.get("treasurehunt.memory")
+    if memory is not None and memory.collection_watch in gc.callbacks:
+        gc.callbacks.remove(memory.collection_watch)
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     opted_in = [marker for marker, variable in OPT_IN_MARKERS.items() if os.environ.get(variable) == "1"]
     tier = "integration (PostgreSQL, Redis)" if INTEGRATION else "fast (SQLite, in-memory layer, eager tasks)"
