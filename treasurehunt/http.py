@@ -9,7 +9,8 @@ under WSGI, and a request makes one hop: a thread of the HTTP pool (HTTP_THREADS
 whole chain and the view, as a threaded WSGI server's thread would, so requests that wait on the database
 overlap. The pool is the requests' own: slow requests (a password hash, an export) never hold the threads
 that the live stream's connects, guesses and pings run in (the event loop's default pool). The
-request_started and request_finished signals, the body and the response streaming stay Django's own.
+request_started and request_finished signals, the body and the response streaming stay Django's own,
+without a thread of its own per request (`ASGIHandler.__call__`).
 """
 
 import threading
@@ -35,6 +36,20 @@ def executor() -> ThreadPoolExecutor:
 
 
 class ASGIHandler(DjangoASGIHandler):
+    async def __call__(self, scope, receive, send):
+        """Django's entry point without its ThreadSensitiveContext around each request.
+
+        That context gives a request's thread-sensitive sync code (a sync view or middleware under Django's
+        own handler) a thread of the request's own: a new thread per request, and a second one started to
+        shut it down at the end. Here the chain and the view run in the HTTP pool, and all that is left
+        thread-sensitive is the signals' sync receivers (request_started; request_finished, from the
+        response's close), which now run in asgiref's one sync thread of the process: no thread is started
+        per request (BENCHMARKS.md, fix 30).
+        """
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        await self.handle(scope, receive, send)
+
     def load_middleware(self, is_async=False):
         super().load_middleware(is_async=False)
 

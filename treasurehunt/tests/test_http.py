@@ -114,3 +114,40 @@ async def test_a_failing_view_is_a_500_page_not_a_crash(handler, caplog):
     response = await HttpCommunicator(handler, "GET", "/boom/").get_response(timeout=15)
     assert response["status"] == 500
     assert b"the view failed" not in response["body"]
+
+
+@pytest.fixture
+def threads_started(monkeypatch):
+    started = []
+    original = threading.Thread.start
+
+    def start(self, *args, **kwargs):
+        started.append(self.name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    return started
+
+
+async def test_a_request_starts_no_thread(handler, threads_started):
+    for _ in range(3):  # the first requests fill the pools (the HTTP pool's, asgiref's one sync thread)
+        assert (await get(handler, "/where/"))[0] == 200
+    threads_started.clear()
+    for _ in range(3):
+        assert (await get(handler, "/where/"))[0] == 200
+    assert threads_started == []
+
+
+async def test_djangos_own_context_starts_threads_for_every_request(handler, threads_started, monkeypatch):
+    # What the test above guards against: Django's entry point wraps each request in a ThreadSensitiveContext.
+    monkeypatch.setattr(ASGIHandler, "__call__", DjangoASGIHandler.__call__)
+    for _ in range(3):
+        assert (await get(handler, "/where/"))[0] == 200
+    threads_started.clear()
+    assert (await get(handler, "/where/"))[0] == 200
+    assert len(threads_started) >= 1
+
+
+async def test_a_websocket_scope_is_refused(handler):
+    with pytest.raises(ValueError, match="not websocket"):
+        await handler({"type": "websocket"}, None, None)
