@@ -13,6 +13,10 @@ from django.urls import path
 
 from treasurehunt.http import ASGIHandler
 
+# The signals' receivers (close_old_connections) run in asgiref's one sync thread, where an earlier test may
+# have left a database connection: the handler may touch the database.
+pytestmark = pytest.mark.django_db
+
 seen: dict[str, list[str]] = {"middleware": [], "view": []}
 meeting = threading.Barrier(2, timeout=10)
 
