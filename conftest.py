@@ -8,7 +8,9 @@ Selection is by deselection, never by skipping, so a CI run cannot pass by quiet
 - `browser` tests need RUN_BROWSER=1 and `bench` tests RUN_BENCH=1 (`make test` adds `-m`).
 """
 
+import gc
 import os
+import sys
 
 import pytest
 from django.core.cache import cache
@@ -46,9 +48,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_unconfigure(config: pytest.Config) -> None:
     # treasurehunt.asgi (imported by the tests) logs slow full collections; a collection after pytest has
     # closed the captured stream that Django's log handler writes to would print a "Logging error".
-    import gc
-    import sys
-
     memory = sys.modules.get("treasurehunt.memory")
     if memory is not None and memory.collection_watch in gc.callbacks:
         gc.callbacks.remove(memory.collection_watch)

@@ -7,6 +7,7 @@ from channels.auth import AuthMiddlewareStack
 from django.contrib.auth.models import AnonymousUser
 from django.test import Client
 from django.utils.functional import empty
+from rest_framework.authtoken.models import Token
 
 from hunts.middleware import stream_auth
 from testing.factories import UserFactory
@@ -87,5 +88,8 @@ def test_without_a_cookie_the_user_is_anonymous_without_a_query(django_assert_nu
 
 
 def test_a_token_takes_the_place_of_the_session_user():
-    scope, _ = through([(b"authorization", b"Token " + b"k" * 40)])
-    assert scope["token_key"] == "k" * 40
+    ann, cat = UserFactory(username="ann"), UserFactory(username="cat")
+    token = Token.objects.create(user=cat).key
+    scope, _ = through([cookie_header(session_cookie(ann)), (b"authorization", f"Token {token}".encode())])
+    assert scope["token_key"] == token
+    assert scope["user"].pk == cat.pk

@@ -72,6 +72,19 @@ async def test_fifty_concurrent_pings_share_one_pipeline_and_get_their_own_teams
     ]
 
 
+async def test_pings_arriving_apart_within_the_window_share_one_batch(presence_sent, trips):
+    # 2,000 sockets pinging every 10 s send one ping every 5 ms: the window must gather them (fix 26).
+    sockets = sockets_of(ALPHA, 4)
+
+    async def ping_later(n, socket):
+        await asyncio.sleep(n * 0.005)
+        return await pings.cached_heads(**socket)
+
+    await asyncio.gather(*(ping_later(n, socket) for n, socket in enumerate(sockets)))
+
+    assert trips["batches"] == [4]
+
+
 async def test_a_full_queue_goes_at_once_and_unknown_heads_are_null(presence_sent, trips, monkeypatch):
     monkeypatch.setattr(pings, "PING_WINDOW", 60)
     monkeypatch.setattr(pings, "PING_BATCH", 10)
