@@ -12,6 +12,7 @@ SQLite serializes writers with IMMEDIATE transactions instead, as Django's selec
 import functools
 import json
 
+from django.conf import settings
 from django.db import connection, models
 
 # The race tests' twins start a daphne with every row lock removed, to show what the locks guard
@@ -253,6 +254,29 @@ def next_id(model: type[models.Model]) -> str | None:
         return None
     # The names as PostgreSQL parses them: the table quoted as an identifier, the column as it is.
     return f"nextval(pg_get_serial_sequence('{table(model)}', '{model._meta.pk.column}'))"
+
+
+ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true)"
+
+
+def async_commit() -> str | None:
+    """An SQL expression making the current transaction's COMMIT return before its WAL reaches the disk (a
+    column to add to a statement the caller runs anyway), or None where the database has no such setting
+    (SQLite) or settings.GUESS_SYNCHRONOUS_COMMIT asks every commit to wait.
+
+    PostgreSQL's synchronous_commit=off for this transaction only (`set_config(..., true)` is SET LOCAL):
+    the transaction is as atomic and as isolated, and the database as consistent after a crash; only the
+    last moment of such commits may be lost when the database server or its machine crashes."""
+    if connection.vendor != "postgresql" or settings.GUESS_SYNCHRONOUS_COMMIT:
+        return None
+    return ASYNC_COMMIT
+
+
+def commit_without_waiting_for_disk() -> None:
+    """async_commit() on its own (one round trip), for a transaction with no statement to add it to."""
+    expression = async_commit()
+    if expression is not None:
+        fetch_one(f"SELECT {expression}", [])
 
 
 @functools.cache

@@ -104,6 +104,13 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
         "timeout": 10,
     }
 
+# A guess's transaction commits without waiting for its WAL to reach the disk (PostgreSQL's
+# synchronous_commit=off for that transaction only, puzzles/services.py): one slow fsync of the database's
+# disk no longer holds up every guess committing behind it. The database stays consistent after a crash;
+# the guesses of the last moment (at most 3 x wal_writer_delay, 0.6 s by default) before a crash of the
+# database server or its machine may be lost, as SQLite's synchronous=NORMAL allows. Set it on to wait.
+GUESS_SYNCHRONOUS_COMMIT = env.bool("DB_GUESS_SYNCHRONOUS_COMMIT", default=False)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: broker on n, cache on n+1 (n-1 for n=15), layer prefixed by the SQL database name ---

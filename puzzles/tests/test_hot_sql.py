@@ -473,3 +473,55 @@ def test_another_tables_integrity_error_is_not_a_conflict():
 @pytest.mark.django_db
 def test_another_tables_integrity_error_is_not_a_conflict_on_postgresql():
     check_another_tables_integrity_error_is_not_a_conflict()
+
+
+def synchronous_commit() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("waits", [False, True])
+def test_a_guess_commits_without_waiting_for_the_disk_unless_set_to(settings, waits):
+    """The guess's own transaction runs with synchronous_commit off (set in the lock's statement, no round
+    trip of its own); the connection's next transaction is back to the server's default."""
+    from django.db import transaction
+
+    settings.GUESS_SYNCHRONOUS_COMMIT = waits
+    hunt, team, puzzles = build_world()
+    user = team.memberships.first().user
+    with transaction.atomic():
+        assert synchronous_commit() == "on"
+        services.submit_guess(team=team, user=user, puzzle_slug="ruled-open", text="wrong", client_id="c-1")
+        inside = synchronous_commit()
+    assert inside == ("on" if waits else "off")
+    assert synchronous_commit() == "on"  # SET LOCAL: this transaction only
+    assert Guess.objects.get(client_id="c-1").status == Guess.Status.INCORRECT
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_guess_judged_by_the_worker_commits_without_waiting_for_the_disk(settings):
+    from django.db import transaction
+
+    from puzzles.models import Answer
+
+    settings.GUESS_SYNCHRONOUS_COMMIT = False
+    hunt, team, puzzles = build_world()
+    user = team.memberships.first().user
+    puzzle = puzzles["free"]
+    Puzzle.objects.filter(pk=puzzle.pk).update(all_exact=False)
+    factories.AnswerFactory(
+        puzzle=puzzle, kind=Answer.Kind.GEO, parameters={"lat": 48.8584, "lng": 2.2945, "radius_m": 150}
+    )
+    guess, _ = services.submit_guess(team=team, user=user, puzzle_slug="free", text="48.8584, 2.2945")
+    assert guess.status == Guess.Status.PENDING
+    with transaction.atomic():
+        judged = services.judge_guess(guess_id=guess.pk)
+        inside = synchronous_commit()
+    assert inside == "off" and synchronous_commit() == "on"
+    assert judged.status == Guess.Status.CORRECT
