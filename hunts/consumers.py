@@ -7,7 +7,7 @@ import json
 import logging
 import time
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
@@ -41,6 +41,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_FLOODING = 4429
 
+JOIN_TIMEOUT = 30.0  # seconds a connect waits for the loop to join its groups
 MAX_FRAME_BYTES = 16 * 1024
 FLOOD_RATE = 20.0  # frames per second, sustained
 FLOOD_BURST = 40
@@ -199,6 +200,7 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
         self.closing = False
         self.user = self.hunt = self.team = None
         self.bucket = TokenBucket(rate=FLOOD_RATE, burst=FLOOD_BURST)
+        self.loop = asyncio.get_running_loop()  # open_stream's thread joins the groups on it
         # Accept first: the close codes below only reach a client on an open socket.
         await self.accept()
         try:
@@ -236,8 +238,10 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
             return code
         self.groups = self.stream_groups()  # left by the base class on disconnect
         # One hop to the loop joins every group at once (each a SUBSCRIBE sent, no reply awaited), before
-        # the heads are read: an event committed later also arrives live, so nothing falls between.
-        async_to_sync(self.join_groups)()
+        # the heads are read: an event committed later also arrives live, so nothing falls between. A bare
+        # hand-over to the loop, not async_to_sync (its contexts and executors were 5% of a connect storm's
+        # samples, BENCHMARKS.md); a connect it holds up past JOIN_TIMEOUT ends with 1011.
+        asyncio.run_coroutine_threadsafe(self.join_groups(), self.loop).result(timeout=JOIN_TIMEOUT)
         return self.greet()
 
     async def join_groups(self) -> None:

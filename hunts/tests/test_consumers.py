@@ -846,3 +846,35 @@ async def test_sockets_guess_side_by_side_not_one_after_another(world, sockets, 
 
     assert (await receive(bob))["code"] == "not_found"
     assert (await receive(ann))["code"] == "not_found"
+
+
+async def test_the_groups_are_joined_on_the_loop_before_the_heads_are_read(world, sockets, monkeypatch):
+    """open_stream's thread hands the joins to the event loop and waits for them: an event committed after
+    the heads were read is then already on its way to this socket."""
+    seen = []
+    real_join, real_read = consumers.HuntConsumer.join_groups, consumers.HuntConsumer.read_heads
+
+    async def join_groups(self):
+        seen.append(("join", asyncio.get_running_loop() is self.loop))
+        await real_join(self)
+
+    def read_heads(self):
+        layer_groups = get_channel_layer().groups
+        seen.append(("heads", all(self.channel_name in layer_groups.get(g, {}) for g in self.groups)))
+        return real_read(self)
+
+    monkeypatch.setattr(consumers.HuntConsumer, "join_groups", join_groups)
+    monkeypatch.setattr(consumers.HuntConsumer, "read_heads", read_heads)
+    await connected(sockets, "ann", world)
+    assert seen == [("join", True), ("heads", True)]
+
+
+async def test_a_connect_whose_groups_cannot_be_joined_is_closed_1011(world, sockets, monkeypatch, caplog):
+    async def join_groups(self):
+        raise ConnectionError("the layer is gone")
+
+    monkeypatch.setattr(consumers.HuntConsumer, "join_groups", join_groups)
+    socket = await sockets(token=world.tokens["ann"])
+    assert socket.accepted
+    assert await closed_with(socket) == 1011
+    assert "could not open the live stream" in caplog.text
