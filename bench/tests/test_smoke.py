@@ -68,8 +68,11 @@ def test_the_machine_probe_reached_both_servers_and_heads_the_report(result):
         "thread_round_trip_us",
         "redis_round_trip_us",
         "postgresql_round_trip_us",
+        "disk_sync_ms",
     }
-    assert all(value > 0 for value in found.values())
+    sync = found["disk_sync_ms"]
+    assert 0 < sync["p50"] <= sync["p99"] <= sync["max"] and 0 <= sync["slow"] <= probe.DISK_SYNCS
+    assert all(value > 0 for name, value in found.items() if name != "disk_sync_ms")
     assert probe.describe(found) in run.markdown(result)
 
 

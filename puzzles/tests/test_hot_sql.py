@@ -2,6 +2,7 @@
 queryset it mirrors returns. Runs on SQLite in the fast tier and on PostgreSQL in the integration tier.
 """
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -525,3 +526,43 @@ def test_a_guess_judged_by_the_worker_commits_without_waiting_for_the_disk(setti
         inside = synchronous_commit()
     assert inside == "off" and synchronous_commit() == "on"
     assert judged.status == Guess.Status.CORRECT
+
+
+def plan_nodes(node: dict):
+    yield node
+    for child in node.get("Plans", ()):
+        yield from plan_nodes(child)
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+def test_the_puzzle_is_found_by_its_slug_before_its_unlock_rule_is_tested_on_postgresql(monkeypatch):
+    """With many puzzles and no unlock rows yet (a hunt's start), PostgreSQL planned the flattened statement
+    to test the unlock rule's subqueries on every puzzle of the hunt; the puzzle's own subquery keeps them
+    to the one puzzle found by its slug."""
+    from django.db import connection
+
+    now = timezone.now()
+    hunt = factories.HuntFactory(starts_at=now - timedelta(hours=1))
+    team = factories.MembershipFactory(team__hunt=hunt).team
+    for n in range(120):
+        factories.PuzzleFactory(hunt=hunt, slug=f"p{n}")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    calls = []
+    real = services.hotsql.fetch_one
+
+    def recording(sql, params):
+        calls.append((sql, params))
+        return real(sql, params)
+
+    monkeypatch.setattr(services.hotsql, "fetch_one", recording)
+    user = team.memberships.first().user
+    services.submit_guess(team=team, user=user, puzzle_slug="p77", text="wrong", client_id="c-1")
+    sql, params = next((sql, params) for sql, params in calls if "puzzles_unlock" in sql)
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+        plan = cursor.fetchone()[0]
+    plan = plan[0]["Plan"] if isinstance(plan, list) else json.loads(plan)[0]["Plan"]
+    unlock_scans = [n for n in plan_nodes(plan) if n.get("Relation Name") == "puzzles_unlock"]
+    assert unlock_scans and all(n["Actual Loops"] <= 1 for n in unlock_scans), unlock_scans
