@@ -21,6 +21,8 @@ import time
 import psycopg
 import redis
 
+from bench.loadgen import summarize
+
 LOOP_STEPS = 1_000_000
 ROUND_TRIPS = 2_000
 DISK_SYNCS = 300  # 8 KB written and fdatasync'ed, 10 ms apart (3 s)
@@ -103,13 +105,7 @@ def disk_sync_ms(directory: str | None) -> dict:
             os.fdatasync(file.fileno())
             times.append((time.perf_counter() - started) * 1000)
             time.sleep(0.01)
-    times.sort()
-    return {
-        "p50": round(times[len(times) // 2], 2),
-        "p99": round(times[int(len(times) * 0.99)], 2),
-        "max": round(times[-1], 1),
-        "slow": sum(t >= SLOW_SYNC_MS for t in times),
-    }
+    return {**summarize(times), "slow": sum(t >= SLOW_SYNC_MS for t in times)}
 
 
 def measure(*, database_url: str = "", redis_url: str = "") -> dict:

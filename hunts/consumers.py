@@ -241,7 +241,12 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
         # the heads are read: an event committed later also arrives live, so nothing falls between. A bare
         # hand-over to the loop, not async_to_sync (its contexts and executors were 5% of a connect storm's
         # samples, BENCHMARKS.md); a connect it holds up past JOIN_TIMEOUT ends with 1011.
-        asyncio.run_coroutine_threadsafe(self.join_groups(), self.loop).result(timeout=JOIN_TIMEOUT)
+        joined = asyncio.run_coroutine_threadsafe(self.join_groups(), self.loop)
+        try:
+            joined.result(timeout=JOIN_TIMEOUT)
+        except TimeoutError:
+            joined.cancel()  # the connect ends here: no join left running on the loop after it
+            raise
         return self.greet()
 
     async def join_groups(self) -> None:

@@ -71,7 +71,8 @@ def test_the_machine_probe_reached_both_servers_and_heads_the_report(result):
         "disk_sync_ms",
     }
     sync = found["disk_sync_ms"]
-    assert 0 < sync["p50"] <= sync["p99"] <= sync["max"] and 0 <= sync["slow"] <= probe.DISK_SYNCS
+    assert sync["n"] == probe.DISK_SYNCS and 0 <= sync["slow"] <= probe.DISK_SYNCS
+    assert 0 <= sync["p50"] <= sync["p99"] <= sync["max"]  # 0.00 ms on a disk in memory
     assert all(value > 0 for name, value in found.items() if name != "disk_sync_ms")
     assert probe.describe(found) in run.markdown(result)
 

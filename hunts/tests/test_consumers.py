@@ -878,3 +878,23 @@ async def test_a_connect_whose_groups_cannot_be_joined_is_closed_1011(world, soc
     assert socket.accepted
     assert await closed_with(socket) == 1011
     assert "could not open the live stream" in caplog.text
+
+
+async def test_a_connect_held_up_joining_its_groups_is_closed_1011_and_its_join_cancelled(
+    world, sockets, monkeypatch, caplog
+):
+    cancelled = asyncio.Event()
+
+    async def join_groups(self):
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    monkeypatch.setattr(consumers, "JOIN_TIMEOUT", 0.2)
+    monkeypatch.setattr(consumers.HuntConsumer, "join_groups", join_groups)
+    socket = await sockets(token=world.tokens["ann"])
+    assert await closed_with(socket) == 1011
+    await asyncio.wait_for(cancelled.wait(), TIMEOUT)
+    assert "could not open the live stream" in caplog.text
