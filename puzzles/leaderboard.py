@@ -18,14 +18,18 @@ from hunts.models import Hunt, Team
 from .models import HintUnlock, ScoreAdjustment, Solve, TreasureFind
 
 
-def compute(hunt: Hunt) -> list[dict]:
-    """Competition ranks ("1224") by score, then earlier last_scored_at; ties listed by earlier creation."""
+def compute(hunt: Hunt, *, limit: int | None = None) -> list[dict]:
+    """Competition ranks ("1224") by score, then earlier last_scored_at; ties listed by earlier creation.
+
+    With `limit`, only the first rows: a row's rank depends only on the rows above it, so they are the
+    full board's first rows.
+    """
     rows = (
         Team.objects.filter(hunt=hunt)
         .ranked()
         .values_list("pk", "slug", "name", "score", "solve_count", "last_scored_at")
     )
-    return _ranked(rows)
+    return _ranked(rows if limit is None else rows[:limit])
 
 
 def _ranked(rows: Iterable[tuple]) -> list[dict]:
@@ -132,6 +136,16 @@ def public_board(hunt: Hunt, *, now: datetime | None = None) -> list[dict]:
     return board
 
 
+def public_top(hunt: Hunt, size: int, *, now: datetime | None = None) -> list[dict]:
+    """The public board's first `size` rows. Outside the freeze, one query of `size` rows, whatever the number
+    of teams: the clock reads it every tick under a stream of score changes, when the whole board's cache
+    is seldom fresh and rebuilding it for a thousand teams took the clock's process 10-30 ms of the core the
+    sockets run on (BENCHMARKS.md, fix 35)."""
+    if hunt.frozen_at(now or timezone.now()) is not None:
+        return public_board(hunt, now=now)[:size]
+    return compute(hunt, limit=size)
+
+
 def board_for(hunt: Hunt, user, *, now: datetime | None = None) -> list[dict]:
     """Staff see the live board, everyone else the public one."""
     if getattr(user, "is_staff", False):
@@ -159,7 +173,7 @@ def push_if_changed(hunt: Hunt) -> bool:
         return False
     # Cleared before reading the board: a score changing from here on marks the hunt dirty again.
     cache.delete(dirty_key)
-    top = public_rows(public_board(hunt)[:TOP_SIZE])
+    top = public_rows(public_top(hunt, TOP_SIZE))
     if cache.get(top_key) == top:
         return False
     if not cache.add(pushed_key, 1, PUSH_EVERY_SECONDS):

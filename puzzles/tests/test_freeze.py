@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from hunts.models import Hunt, Team
 from puzzles import operations
+from puzzles.leaderboard import public_top
 from puzzles.models import Solve
 from puzzles.services import submit_guess
 
@@ -78,6 +79,15 @@ def test_during_the_freeze_the_public_board_stops_changing_and_staff_see_the_liv
     hunt = client_of(game.terns.user).get("/api/hunts/harbour/").json()
     freeze_at = datetime.fromisoformat(hunt["freeze_at"].replace("Z", "+00:00"))
     assert freeze_at == game.hunt.ends_at - timedelta(minutes=60)
+
+
+def test_the_clocks_top_of_the_board_is_the_frozen_one_during_the_freeze(game, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        submit_guess(team=game.terns.team, user=game.terns.user, puzzle_slug="lighthouse", text="bright beam")
+
+    top = [(row["team"]["name"], row["score"], row["rank"]) for row in public_top(game.hunt, 10)]
+
+    assert top == [("Gulls", 10, 1), ("Terns", 0, 2)]
 
 
 def test_the_chart_stops_at_the_freeze_for_everyone_but_staff(game, django_capture_on_commit_callbacks):

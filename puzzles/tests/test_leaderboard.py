@@ -9,7 +9,7 @@ from hunts.events import mark_leaderboard_dirty
 from hunts.models import Team
 from hunts.services import leave_team
 from puzzles import leaderboard as board_module
-from puzzles.leaderboard import leaderboard, public_rows, rank_of
+from puzzles.leaderboard import leaderboard, public_rows, public_top, rank_of
 from puzzles.services import submit_guess
 
 pytestmark = pytest.mark.django_db
@@ -150,6 +150,34 @@ def test_board_costs_one_query_whatever_the_number_of_teams(
 
     with django_assert_num_queries(0):
         assert leaderboard(hunt) == board
+
+
+def test_the_top_is_the_boards_first_rows_with_their_ranks_when_it_cuts_through_a_tie(hunt, make_team):
+    make_team("Third", 20, 5, created_minute=3)
+    make_team("Leader", 30, 1)
+    make_team("Second", 20, 5, created_minute=2)
+    make_team("Later", 20, 6)
+    make_team("Nothing", 0)
+
+    top = public_top(hunt, 3)
+
+    assert [(row["rank"], row["team"]["name"]) for row in top] == [(1, "Leader"), (2, "Second"), (2, "Third")]
+    assert top == leaderboard(hunt)[:3]
+
+
+@pytest.mark.parametrize("teams", [3, 60])
+def test_the_top_costs_one_query_of_its_rows_whatever_the_number_of_teams(
+    django_assert_num_queries, hunt, make_team, teams
+):
+    for n in range(teams):
+        make_team(f"T{n}", n % 7, n % 5)
+    board = leaderboard(hunt)
+
+    with django_assert_num_queries(1) as queries:
+        top = public_top(hunt, 10)
+
+    assert top == board[:10]
+    assert "LIMIT 10" in queries.captured_queries[0]["sql"]
 
 
 def test_a_board_computed_while_a_score_change_commits_is_not_served_afterwards(
