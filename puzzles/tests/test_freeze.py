@@ -81,7 +81,9 @@ def test_during_the_freeze_the_public_board_stops_changing_and_staff_see_the_liv
     assert freeze_at == game.hunt.ends_at - timedelta(minutes=60)
 
 
-def test_the_clocks_top_of_the_board_is_the_frozen_one_during_the_freeze(game, django_capture_on_commit_callbacks):
+def test_the_clocks_top_of_the_board_is_the_frozen_one_during_the_freeze(
+    game, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         submit_guess(team=game.terns.team, user=game.terns.user, puzzle_slug="lighthouse", text="bright beam")
 
