@@ -237,9 +237,11 @@ class Fleet:
         tasks = [asyncio.ensure_future(self._open(c, timeout)) for c in conns]
         while True:
             done = sum(t.done() for t in tasks)
+            # Counted from the sockets, not from the finished tasks: a hello arrives before its task ends.
             ok = sum(c.hello_at is not None for c in conns)
+            failed = sum(c.failure is not None for c in conns)
             self.progress.update(
-                f"{label} {self.name}: {ok}/{len(conns)} hello, {done - ok} failed, {perf() - t0:.1f} s"
+                f"{label} {self.name}: {ok}/{len(conns)} hello, {failed} failed, {perf() - t0:.1f} s"
             )
             if done == len(tasks):
                 break
