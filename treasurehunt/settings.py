@@ -100,7 +100,8 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
         _db.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=2)
     _db.setdefault("OPTIONS", {})["pool"] = {
         "min_size": 2,
-        "max_size": env.int("DB_POOL_MAX", default=12),
+        # DESIGN's default; deploy/Procfile gives web processes WEB_DB_POOL_MAX (12: README, "Sizing").
+        "max_size": env.int("DB_POOL_MAX", default=8),
         "timeout": 10,
     }
 

@@ -80,6 +80,36 @@ def test_production_turns_on_https_cookies_and_hsts():
     assert result.stdout.split() == ["True", "True", "True", "True", "False"]
 
 
+@pytest.mark.parametrize(("pool_max", "expected"), [(None, 8), ("12", 12)], ids=["default", "set"])
+def test_postgresql_settings_are_designs_with_a_pool_of_db_pool_max(pool_max, expected):
+    """DESIGN section 2: CONN_MAX_AGE 0, health checks, a pool of 2 to DB_POOL_MAX (default 8), timeout 10."""
+    code = (
+        "from django.conf import settings as s; d = s.DATABASES['default'];"
+        "print(d['ENGINE'], d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'], sorted(d['OPTIONS']['pool'].items()))"
+    )
+    result = manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        code,
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DATABASE_URL="postgres://hunt@127.0.0.1:5432/hunt",
+        DB_POOL_MAX=pool_max,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        f"django.db.backends.postgresql 0 True [('max_size', {expected}), ('min_size', 2), ('timeout', 10)]"
+    )
+
+
+def test_the_procfile_gives_each_web_process_a_pool_for_both_its_thread_pools():
+    lines = (ROOT / "deploy" / "Procfile").read_text().splitlines()
+    web = next(line for line in lines if line.startswith("web:"))
+
+    assert web.startswith("web: DB_POOL_MAX=${WEB_DB_POOL_MAX:-12} ")
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "path",
