@@ -14,6 +14,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
+from testing.processes import CLOCK_NICE
 from treasurehunt.asgi import application
 from treasurehunt.csp import POLICY
 
@@ -103,11 +104,23 @@ def test_postgresql_settings_are_designs_with_a_pool_of_db_pool_max(pool_max, ex
     )
 
 
-def test_the_procfile_gives_each_web_process_a_pool_for_both_its_thread_pools():
+def procfile() -> dict[str, str]:
     lines = (ROOT / "deploy" / "Procfile").read_text().splitlines()
-    web = next(line for line in lines if line.startswith("web:"))
+    return dict(line.split(": ", 1) for line in lines if line and not line.startswith("#"))
 
-    assert web.startswith("web: DB_POOL_MAX=${WEB_DB_POOL_MAX:-12} ")
+
+def test_the_procfile_gives_each_web_process_a_pool_for_both_its_thread_pools():
+    assert procfile()["web"].startswith("DB_POOL_MAX=${WEB_DB_POOL_MAX:-12} ")
+
+
+def test_the_procfile_runs_the_clock_below_the_sockets_priority_and_the_test_stacks_do_too():
+    roles = procfile()
+
+    for role in ("clock", "beat"):
+        assert f"nice -n ${{CLOCK_NICE:-{CLOCK_NICE}}} .venv/bin/celery" in roles[role], role
+    for role in ("web", "judge", "treasure"):
+        assert "nice" not in roles[role], role
+    assert CLOCK_NICE == 10
 
 
 @pytest.mark.django_db

@@ -7,6 +7,8 @@ Each race or fault test has a twin with its guard removed that must break, provi
 """
 
 import json
+import os
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -30,7 +32,7 @@ from puzzles.models import Answer, Guess, Solve, Treasure, TreasureFind
 from puzzles.normalize import exact_key
 from puzzles.services import SWEEP_AFTER, claim_treasure_by_code
 from testing import factories
-from testing.processes import RedisServer, Stack, database_url, flush_retrying, wait_until
+from testing.processes import CLOCK_NICE, RedisServer, Stack, database_url, flush_retrying, wait_until
 from treasurehunt.celery import app as celery_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -435,6 +437,19 @@ def test_without_the_sweeper_a_guess_made_during_an_outage_is_never_checked(
 
 
 # --- the clock ------------------------------------------------------------------------------
+
+
+def test_the_clocks_worker_and_beat_run_at_a_lower_priority_than_the_judge_as_in_the_procfile(stack):
+    stack.ensure("judge", "clock", "beat")
+
+    def niceness(name: str) -> set[int]:
+        """Of the role's process and its children (a worker's prefork pool)."""
+        root = stack[name].popen.pid
+        found = subprocess.run(["pgrep", "-P", str(root)], capture_output=True, text=True).stdout.split()
+        return {os.getpriority(os.PRIO_PROCESS, pid) for pid in [root, *map(int, found)]}
+
+    assert niceness("clock") == niceness("beat") == {os.getpriority(os.PRIO_PROCESS, 0) + CLOCK_NICE}
+    assert niceness("judge") == {os.getpriority(os.PRIO_PROCESS, 0)}
 
 
 def test_timed_unlock_reaches_an_open_socket_within_5_s(stack):
