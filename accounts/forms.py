@@ -3,7 +3,7 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 
-from hunts.throttling import check_login_allowed, client_address, record_login_failure
+from hunts.throttling import client_address, login_attempt
 
 
 class SignupForm(UserCreationForm):
@@ -25,10 +25,10 @@ class ThrottledAuthenticationForm(AuthenticationForm):
     def clean(self):
         username = self.cleaned_data.get("username") or ""
         address = client_address(self.request)
-        check_login_allowed(username, address)
-        try:
-            return super().clean()
-        except forms.ValidationError as exc:
-            if exc.code == "invalid_login":
-                record_login_failure(username, address)
-            raise
+        with login_attempt(username, address) as attempt:
+            try:
+                return super().clean()
+            except forms.ValidationError as exc:
+                if exc.code == "invalid_login":
+                    attempt.failed()
+                raise

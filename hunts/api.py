@@ -35,7 +35,7 @@ from .serializers import (
     TokenSerializer,
     error_responses,
 )
-from .throttling import check_login_allowed, client_address, record_login_failure
+from .throttling import client_address, login_attempt
 
 
 class HuntScoped:
@@ -92,11 +92,11 @@ class TokenView(APIView):
     def post(self, request):
         data = parse(TokenRequestSerializer, request.data)
         username, address = data["username"], client_address(request)
-        check_login_allowed(username, address)
-        user = authenticate(request, username=username, password=data["password"])
-        if user is None:
-            record_login_failure(username, address)
-            return Response({"detail": "Wrong username or password."}, status=status.HTTP_400_BAD_REQUEST)
+        with login_attempt(username, address) as attempt:
+            user = authenticate(request, username=username, password=data["password"])
+            if user is None:
+                attempt.failed()
+                return Response({"detail": "Wrong username or password."}, status=status.HTTP_400_BAD_REQUEST)
         try:
             token, _ = Token.objects.get_or_create(user=user)
         except IntegrityError:

@@ -4,11 +4,18 @@ Failures are counted in the cache per (username, address) pair and per address a
 counter is a pair of fixed windows whose previous window is weighted by how much of it still overlaps the
 last `LOGIN_FAILURE_WINDOW_SECONDS`, so a burst across a window boundary is not counted twice as leniently.
 Successful logins are never counted.
+
+An attempt takes its place in the counts (atomic increments) before its password is checked, and gives it
+back unless the password was wrong (`login_attempt`): attempts sent in parallel cannot all pass the check
+while none has failed yet, so at most the limit's number of passwords are tried per window, however they
+are sent.
 """
 
 import hashlib
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
 from django.conf import settings
 from django.core.cache import cache
@@ -57,35 +64,69 @@ def _wait(current: int, previous: int, limit: int, fraction: float) -> float:
     return max(0.0, needed - fraction) * window
 
 
-def check_login_allowed(username: str, address: str) -> None:
-    """Raise RateLimited when this pair, or this address across usernames, failed too often recently."""
+def _increment(key: str) -> int:
+    """Add one to a window's counter (created if missing); its new value."""
+    timeout = 2 * settings.LOGIN_FAILURE_WINDOW_SECONDS
+    cache.add(key, 0, timeout=timeout)
+    try:
+        return cache.incr(key)
+    except ValueError:
+        # The key expired between add and incr: start it again.
+        cache.add(key, 1, timeout=timeout)
+        return 1
+
+
+class LoginAttempt:
+    """One attempt's place in the failure counts: kept when `failed()` is called, else given back."""
+
+    def __init__(self, keys: list[str]):
+        self.keys = keys
+        self.was_wrong = False
+
+    def failed(self) -> None:
+        """The password was wrong: the attempt stays counted."""
+        self.was_wrong = True
+
+    def give_back(self) -> None:
+        for key in self.keys:
+            with suppress(ValueError):  # its window's counter expired meanwhile: nothing to give back
+                cache.decr(key)
+
+
+def _reserve(username: str, address: str) -> LoginAttempt:
+    """Count the attempt in every scope, then raise RateLimited (giving the counts back) when the attempts
+    before it in a scope, failed or still being checked, reach its limit."""
     index, fraction = _windows(_now())
     scopes = _scopes(username or "", address or "unknown")
-    keys = [f"{prefix}:{i}" for prefix, _ in scopes for i in (index, index - 1)]
-    counts = cache.get_many(keys)
+    keys = [f"{prefix}:{index}" for prefix, _ in scopes]
+    mine = [_increment(key) for key in keys]
+    attempt = LoginAttempt(keys)
+    previous = cache.get_many([f"{prefix}:{index - 1}" for prefix, _ in scopes])
     waits = []
-    for prefix, limit in scopes:
-        current = counts.get(f"{prefix}:{index}", 0)
-        previous = counts.get(f"{prefix}:{index - 1}", 0)
-        if current + previous * (1 - fraction) >= limit:
-            waits.append(_wait(current, previous, limit, fraction))
+    for (prefix, limit), value in zip(scopes, mine, strict=True):
+        current = value - 1  # the attempts before this one in this window
+        before = previous.get(f"{prefix}:{index - 1}", 0)
+        if current + before * (1 - fraction) >= limit:
+            waits.append(_wait(current, before, limit, fraction))
     if waits:
+        attempt.give_back()
         # The first whole second strictly past the moment the count falls below the limit.
         retry_after = math.floor(max(waits)) + 1
         raise RateLimited(
             f"Too many failed sign-in attempts; try again in {retry_after} s.", retry_after=retry_after
         )
+    return attempt
 
 
-def record_login_failure(username: str, address: str) -> None:
-    """Count one failed attempt for the pair and for the address (atomic increments)."""
-    index, _ = _windows(_now())
-    timeout = 2 * settings.LOGIN_FAILURE_WINDOW_SECONDS
-    for prefix, _limit in _scopes(username or "", address or "unknown"):
-        key = f"{prefix}:{index}"
-        cache.add(key, 0, timeout=timeout)
-        try:
-            cache.incr(key)
-        except ValueError:
-            # The key expired between add and incr: start it again.
-            cache.add(key, 1, timeout=timeout)
+@contextmanager
+def login_attempt(username: str, address: str) -> Iterator[LoginAttempt]:
+    """A sign-in attempt for this pair: RateLimited when the pair, or the address across usernames, failed
+    too often recently (counting nothing); otherwise the body checks the password and calls `failed()` on
+    the attempt when it was wrong. Only failed attempts stay counted: a success, or any other way out of the
+    body (an error included), gives the place back."""
+    attempt = _reserve(username, address)
+    try:
+        yield attempt
+    finally:
+        if not attempt.was_wrong:
+            attempt.give_back()

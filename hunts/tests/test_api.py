@@ -1,15 +1,21 @@
 """REST API wiring of hunts: token and login throttle, hunts, teams, announcements, events, errors, schema."""
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from django.core.cache import caches
 from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from hunts import services
+from hunts.errors import RateLimited
 from hunts.models import Membership
+from hunts.throttling import login_attempt
 from testing.api import client_of
 
 TOKEN_URL = "/api/auth/token/"
@@ -124,6 +130,56 @@ def test_throttled_pair_is_let_in_again_after_the_window(user_factory, monkeypat
     assert login(client, "ann", "pw").status_code == 429
     clock["now"] += 1
     assert login(client, "ann", "pw").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param("LocMemCache", id="locmem"),
+        pytest.param("RedisCache", id="redis", marks=pytest.mark.integration),
+    ],
+)
+def test_attempts_sent_in_parallel_past_the_limit_are_refused_before_their_password_is_checked(
+    settings, backend
+):
+    """Ten wrong passwords at once for a pair allowed three: three are checked, seven refused with 429."""
+    # The tier's cache: in memory, or Redis as in production.
+    assert type(caches["default"]).__name__ == backend
+    settings.LOGIN_FAILURES_PER_PAIR = 3
+    together = threading.Barrier(10)
+    checked = []
+
+    def attempt() -> int:
+        together.wait()
+        try:
+            with login_attempt("ann", "10.0.0.9") as current:
+                checked.append(1)
+                time.sleep(0.2)  # the password's hash, while the others arrive
+                current.failed()
+        except RateLimited:
+            return 429
+        return 400
+
+    with ThreadPoolExecutor(10) as pool:
+        codes = sorted(pool.map(lambda _: attempt(), range(10)))
+
+    assert codes == [400] * 3 + [429] * 7
+    assert len(checked) == 3
+
+
+def test_only_wrong_passwords_stay_counted(settings):
+    settings.LOGIN_FAILURES_PER_PAIR = 2
+    address = "10.0.0.8"
+    with login_attempt("ann", address):
+        pass  # the right password
+    with pytest.raises(ZeroDivisionError), login_attempt("ann", address):
+        1 / 0  # an error while checking it
+    for _ in range(2):
+        with login_attempt("ann", address) as current:
+            current.failed()
+
+    with pytest.raises(RateLimited), login_attempt("ann", address):
+        pytest.fail("a throttled attempt's body must not run")
 
 
 # --- Anonymous, unknown paths, bad input ---------------------------------------------------------
