@@ -5,22 +5,25 @@ counter is a pair of fixed windows whose previous window is weighted by how much
 last `LOGIN_FAILURE_WINDOW_SECONDS`, so a burst across a window boundary is not counted twice as leniently.
 Successful logins are never counted.
 
-An attempt takes its place in the counts (atomic increments) before its password is checked, and gives it
-back unless the password was wrong (`login_attempt`): attempts sent in parallel cannot all pass the check
-while none has failed yet, so at most the limit's number of passwords are tried per window, however they
-are sent.
+While its password is checked an attempt is counted as being checked (atomic increments of a counter per
+scope), and an attempt is let in only while the recent failures and the attempts being checked ahead of it
+stay under the limit (`login_attempt`): attempts sent in parallel cannot all pass while none has failed
+yet, so no more passwords than the limit are tried per window, however they are sent.
 """
 
 import hashlib
+import logging
 import math
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.cache import cache
 
 from .errors import RateLimited
+
+log = logging.getLogger(__name__)
 
 
 def client_address(request) -> str:
@@ -64,69 +67,103 @@ def _wait(current: int, previous: int, limit: int, fraction: float) -> float:
     return max(0.0, needed - fraction) * window
 
 
-def _increment(key: str) -> int:
-    """Add one to a window's counter (created if missing); its new value."""
-    timeout = 2 * settings.LOGIN_FAILURE_WINDOW_SECONDS
-    cache.add(key, 0, timeout=timeout)
+# Seconds an attempt may stay "being checked" in the counts if its process dies before giving its place
+# back (a password check takes well under a second).
+CHECKING_TTL = 60
+
+
+def _increment(key: str, timeout: int) -> int:
+    """Add one to a counter (created with `timeout` if missing); its new value."""
+    for _ in range(3):
+        if cache.add(key, 1, timeout=timeout):
+            return 1
+        try:
+            return cache.incr(key)
+        except ValueError:
+            continue  # it expired between the two calls: create it again
+    raise RuntimeError(f"could not count a sign-in attempt in {key}")
+
+
+def _decrement(key: str) -> None:
+    """Take one off a counter; nothing when it expired meanwhile or the cache fails (logged)."""
     try:
-        return cache.incr(key)
+        cache.decr(key)
     except ValueError:
-        # The key expired between add and incr: start it again.
-        cache.add(key, 1, timeout=timeout)
-        return 1
+        pass  # expired: nothing to give back
+    except Exception:
+        log.warning("could not give back a sign-in attempt's place in %s", key, exc_info=True)
 
 
 class LoginAttempt:
-    """One attempt's place in the failure counts: kept when `failed()` is called, else given back."""
+    """One attempt being checked: counted as a failure when `failed()` is called, else forgotten."""
 
-    def __init__(self, keys: list[str]):
-        self.keys = keys
+    def __init__(self, failure_keys: list[str], checking_keys: list[str]):
+        self.failure_keys, self.checking_keys = failure_keys, checking_keys
         self.was_wrong = False
 
     def failed(self) -> None:
-        """The password was wrong: the attempt stays counted."""
+        """The password was wrong: the attempt will stay counted as a failure."""
         self.was_wrong = True
 
-    def give_back(self) -> None:
-        for key in self.keys:
-            with suppress(ValueError):  # its window's counter expired meanwhile: nothing to give back
-                cache.decr(key)
+    def end(self) -> None:
+        """Count a failure (before leaving the attempts being checked, so that it is never missed), then
+        leave them."""
+        try:
+            if self.was_wrong:
+                for key in self.failure_keys:
+                    _increment(key, 2 * settings.LOGIN_FAILURE_WINDOW_SECONDS)
+        finally:
+            for key in self.checking_keys:
+                _decrement(key)
 
 
 def _reserve(username: str, address: str) -> LoginAttempt:
-    """Count the attempt in every scope, then raise RateLimited (giving the counts back) when the attempts
-    before it in a scope, failed or still being checked, reach its limit."""
+    """Join the attempts being checked in every scope, then raise RateLimited (leaving them again) when the
+    scope's recent failures and the attempts ahead of this one still being checked reach its limit.
+
+    Retry-After is computed from the failures alone: when only attempts being checked stand in the way,
+    1 s (they end within a second or two, and most are not failures)."""
     index, fraction = _windows(_now())
     scopes = _scopes(username or "", address or "unknown")
-    keys = [f"{prefix}:{index}" for prefix, _ in scopes]
-    mine = [_increment(key) for key in keys]
-    attempt = LoginAttempt(keys)
-    previous = cache.get_many([f"{prefix}:{index - 1}" for prefix, _ in scopes])
-    waits = []
-    for (prefix, limit), value in zip(scopes, mine, strict=True):
-        current = value - 1  # the attempts before this one in this window
-        before = previous.get(f"{prefix}:{index - 1}", 0)
-        if current + before * (1 - fraction) >= limit:
-            waits.append(_wait(current, before, limit, fraction))
-    if waits:
-        attempt.give_back()
-        # The first whole second strictly past the moment the count falls below the limit.
-        retry_after = math.floor(max(waits)) + 1
-        raise RateLimited(
-            f"Too many failed sign-in attempts; try again in {retry_after} s.", retry_after=retry_after
-        )
+    checking_keys: list[str] = []
+    attempt = LoginAttempt([f"{prefix}:{index}" for prefix, _ in scopes], checking_keys)
+    try:
+        ahead = []
+        for prefix, _limit in scopes:
+            key = f"{prefix}:checking"
+            ahead.append(max(0, _increment(key, CHECKING_TTL) - 1))
+            checking_keys.append(key)
+        counts = cache.get_many([f"{prefix}:{i}" for prefix, _ in scopes for i in (index, index - 1)])
+        waits = []
+        for (prefix, limit), others in zip(scopes, ahead, strict=True):
+            current = counts.get(f"{prefix}:{index}", 0)
+            previous = counts.get(f"{prefix}:{index - 1}", 0)
+            failures = current + previous * (1 - fraction)
+            if failures >= limit:
+                waits.append(_wait(current, previous, limit, fraction))
+            elif failures + others >= limit:
+                waits.append(0.0)
+        if waits:
+            # The first whole second strictly past the moment the count falls below the limit.
+            retry_after = math.floor(max(waits)) + 1
+            raise RateLimited(
+                f"Too many failed sign-in attempts; try again in {retry_after} s.", retry_after=retry_after
+            )
+    except BaseException:
+        attempt.end()  # not a failure: only leaves the attempts being checked it had joined
+        raise
     return attempt
 
 
 @contextmanager
 def login_attempt(username: str, address: str) -> Iterator[LoginAttempt]:
     """A sign-in attempt for this pair: RateLimited when the pair, or the address across usernames, failed
-    too often recently (counting nothing); otherwise the body checks the password and calls `failed()` on
-    the attempt when it was wrong. Only failed attempts stay counted: a success, or any other way out of the
-    body (an error included), gives the place back."""
+    too often recently, or would if the attempts still being checked failed (counting nothing); otherwise
+    the body checks the password and calls `failed()` on the attempt when it was wrong. Only failed
+    attempts are counted as failures: a success, or any other way out of the body (an error included),
+    counts nothing."""
     attempt = _reserve(username, address)
     try:
         yield attempt
     finally:
-        if not attempt.was_wrong:
-            attempt.give_back()
+        attempt.end()

@@ -182,6 +182,47 @@ def test_only_wrong_passwords_stay_counted(settings):
         pytest.fail("a throttled attempt's body must not run")
 
 
+def test_an_attempt_refused_only_for_attempts_still_being_checked_may_retry_in_a_second(settings):
+    """One failure short of the limit, a second attempt while the first is checked waits 1 s, not a window."""
+    settings.LOGIN_FAILURES_PER_PAIR = 2
+    address = "10.0.0.7"
+    with login_attempt("ann", address) as current:
+        current.failed()
+
+    # The right password, being checked, and meanwhile another attempt.
+    with login_attempt("ann", address), pytest.raises(RateLimited) as refused, login_attempt("ann", address):
+        pytest.fail("refused: the attempt being checked may still fail")
+    assert refused.value.retry_after == 1
+
+    with login_attempt("ann", address):
+        pass  # the first one was right: the pair is one failure short again
+
+
+def test_a_cache_failing_while_an_attempt_ends_does_not_fail_the_sign_in(settings, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    with login_attempt("ann", "10.0.0.6"):
+        monkeypatch.setattr(caches["default"], "decr", broken)
+    assert "could not give back" in caplog.text
+
+
+def test_an_attempt_that_fails_to_start_leaves_nothing_counted(settings, monkeypatch):
+    settings.LOGIN_FAILURES_PER_PAIR = 1
+    real = caches["default"].get_many
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(caches["default"], "get_many", broken)
+    with pytest.raises(ConnectionError), login_attempt("ann", "10.0.0.5"):
+        pass
+    monkeypatch.setattr(caches["default"], "get_many", real)
+
+    with login_attempt("ann", "10.0.0.5"):
+        pass  # not refused: the failed start left no attempt being checked
+
+
 # --- Anonymous, unknown paths, bad input ---------------------------------------------------------
 
 
