@@ -40,7 +40,7 @@ import redis
 
 from bench import loadgen, probe
 from bench.loadgen import Fleet, GuessMaker, Player, Progress, bare_guess, http_load
-from testing.processes import BIN, CLOCK_NICE, ROOT, Process, RedisServer, Stack, free_port
+from testing.processes import BIN, ROOT, Process, RedisServer, Stack, free_port
 from treasurehunt.memory import rss_kb
 
 RESULTS = ROOT / "bench" / "results"
@@ -382,7 +382,7 @@ def stack_running(opts: Options, progress: Progress):
         if opts.mode == "production":
             progress.update("starting the Celery worker, clock and beat", force=True)
             stack.worker("judge", "judge,treasure,celery", concurrency=2)
-            stack.worker("clock", "clock", concurrency=1, nice=CLOCK_NICE)
+            stack.worker("clock", "clock", concurrency=1)
             stack.beat()
         if opts.pin:
             for name in ("judge", "clock", "beat"):

@@ -28,8 +28,10 @@ import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-# The niceness of the clock's worker and beat, as deploy/Procfile's CLOCK_NICE default.
+# The niceness of the clock's worker and beat, as deploy/Procfile's CLOCK_NICE default; other roles run at
+# the stack's own.
 CLOCK_NICE = 10
+NICENESS = {"clock": CLOCK_NICE, "beat": CLOCK_NICE}
 
 T = TypeVar("T")
 
@@ -274,6 +276,8 @@ class Stack:
         if old is not None and old.alive:
             raise RuntimeError(f"{name} is already running")
         env = {**self.env, **(env or {})}
+        if NICENESS.get(name):
+            argv = ["nice", "-n", str(NICENESS[name]), *argv]
         process = Process(name, argv, env=env, log_path=self.directory / f"{name}.log", port=port)
         self.processes[name] = process.start()
         return process
@@ -290,15 +294,11 @@ class Stack:
             process.wait_for_port(timeout=30)
         return process
 
-    def worker(
-        self, name: str, queues: str, *, concurrency: int = 2, nice: int = 0, wait: bool = True
-    ) -> Process:
-        """A Celery worker consuming `queues` (comma-separated) at niceness `nice`, as in deploy/Procfile."""
+    def worker(self, name: str, queues: str, *, concurrency: int = 2, wait: bool = True) -> Process:
+        """A Celery worker consuming `queues` (comma-separated), as in deploy/Procfile."""
         argv = [str(BIN / "celery"), "-A", "treasurehunt", "worker", "-Q", queues, "-c", str(concurrency),
                 "--prefetch-multiplier", "1", "-n", f"{name}-{os.getpid()}@127.0.0.1",
                 "--without-gossip", "--without-mingle", "-l", "INFO"]  # fmt: skip
-        if nice:
-            argv = ["nice", "-n", str(nice), *argv]
         # As in deploy/Procfile: one task at a time needs no more than the pool's minimum of 2 connections.
         process = self._start(name, argv, env={"DB_POOL_MAX": "2"})
         if wait:
@@ -307,8 +307,8 @@ class Stack:
 
     def beat(self, name: str = "beat", *, wait: bool = True) -> Process:
         """Celery beat with its schedule file in this stack's directory (never in the repository)."""
-        argv = ["nice", "-n", str(CLOCK_NICE), str(BIN / "celery"), "-A", "treasurehunt", "beat",
-                "-l", "INFO", "-s", str(self.directory / "celerybeat-schedule")]  # fmt: skip
+        argv = [str(BIN / "celery"), "-A", "treasurehunt", "beat", "-l", "INFO",
+                "-s", str(self.directory / "celerybeat-schedule")]  # fmt: skip
         process = self._start(name, argv)
         if wait:
             self.wait_ready(name)
@@ -322,12 +322,8 @@ class Stack:
         else:
             process.wait_for_log("beat: Starting" if "beat" in process.argv else " ready.", timeout=timeout)
 
-    # The Celery roles of deploy/Procfile (queues, concurrency, niceness); web* names are daphne processes.
-    WORKERS = {
-        "judge": ("judge,celery", 2, 0),
-        "treasure": ("treasure", 1, 0),
-        "clock": ("clock", 1, CLOCK_NICE),
-    }
+    # The Celery roles of deploy/Procfile (queues, concurrency); web* names are daphne processes.
+    WORKERS = {"judge": ("judge,celery", 2), "treasure": ("treasure", 1), "clock": ("clock", 1)}
 
     def ensure(self, *names: str) -> None:
         """Start the named processes that are not running, side by side, and wait until all are ready."""
@@ -338,8 +334,8 @@ class Stack:
             elif name == "beat":
                 self.beat(name, wait=False)
             else:
-                queues, concurrency, nice = self.WORKERS[name]
-                self.worker(name, queues, concurrency=concurrency, nice=nice, wait=False)
+                queues, concurrency = self.WORKERS[name]
+                self.worker(name, queues, concurrency=concurrency, wait=False)
         for name in starting:
             self.wait_ready(name)
 
