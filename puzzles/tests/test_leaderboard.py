@@ -3,9 +3,10 @@
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 
-from hunts.events import mark_leaderboard_dirty
+from hunts.events import leaderboard_dirty_key, mark_leaderboard_dirty
 from hunts.models import Team
 from hunts.services import leave_team
 from puzzles import leaderboard as board_module
@@ -178,6 +179,20 @@ def test_the_top_costs_one_query_of_its_rows_whatever_the_number_of_teams(
 
     assert top == board[:10]
     assert "LIMIT 10" in queries.captured_queries[0]["sql"]
+
+
+def test_the_clocks_push_reads_only_the_top_rows_not_the_whole_board(
+    django_assert_num_queries, hunt, make_team
+):
+    for n in range(12):
+        make_team(f"T{n}", n, n)
+    cache.set(leaderboard_dirty_key(hunt.pk), 1)
+
+    with django_assert_num_queries(1) as queries:
+        assert board_module.push_if_changed(hunt)
+
+    assert "LIMIT 10" in queries.captured_queries[0]["sql"]
+    assert cache.get(f"lb:top:{hunt.pk}") == public_rows(leaderboard(hunt)[:10])
 
 
 def test_a_board_computed_while_a_score_change_commits_is_not_served_afterwards(
