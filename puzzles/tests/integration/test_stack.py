@@ -452,6 +452,12 @@ def test_the_clocks_worker_and_beat_run_at_a_lower_priority_than_the_judge_as_in
     assert niceness("judge") == {os.getpriority(os.PRIO_PROCESS, 0)}
 
 
+def test_beat_runs_the_scheduler_that_sleeps_until_an_entry_is_due(stack):
+    # treasurehunt.beat.Scheduler, Celery's default for this app: no flag in deploy/Procfile or the stacks.
+    stack.ensure("beat")
+    assert "scheduler -> treasurehunt.beat.Scheduler" in stack["beat"].log()
+
+
 def test_timed_unlock_reaches_an_open_socket_within_5_s(stack):
     stack.ensure("web1", "clock", "beat")
     lead = 4
