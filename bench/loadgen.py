@@ -337,6 +337,7 @@ class Fleet:
         teams = self.teams()
         total = int(rate * duration)
         cpu0, t0 = cpu_seconds(), perf() + 0.05
+        epoch0 = time.time() + (t0 - perf())  # the timeline's zero in Unix time, to line it up with logs
         late = 0.0
         run = f"{random.getrandbits(32):08x}"
         for i in range(total):
@@ -375,7 +376,9 @@ class Fleet:
             error_messages=dict(self.error_messages),
             frames=dict(self.frames),
             client_cpu=round((cpu_seconds() - cpu0) / wall, 2),
-            # Every guess: seconds since the first was sent, latency in ms (None: not delivered).
+            # Every guess: seconds since the first was sent (at `started_at`, Unix time), latency in ms (None:
+            # not delivered).
+            started_at=round(epoch0, 3),
             timeline=[
                 (round(f.sent_at - t0, 3), round((f.done_at - f.sent_at) * 1000, 1) if f.done_at else None)
                 for f in self.flights.values()

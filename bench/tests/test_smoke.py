@@ -5,6 +5,7 @@ redis-server and a throwaway PostgreSQL database, and stops and drops them all a
 """
 
 import copy
+from datetime import datetime
 
 import pytest
 
@@ -27,6 +28,15 @@ def test_every_guess_reaches_every_connected_teammate(result):
         assert fixed["duplicates"] == fixed["stray"] == 0, kind
         assert fixed["error_frames"] == {}, kind
     assert result["scenarios"]["guesses"]["app"]["fixed"]["created"] == {"created": 40}
+
+
+def test_the_timeline_holds_every_guess_from_a_start_in_unix_time(result):
+    # The timeline's zero in Unix time lines the slow guesses up with the stack's logs (BENCHMARKS.md).
+    fixed = result["scenarios"]["guesses"]["app"]["fixed"]
+    assert len(fixed["timeline"]) == fixed["sent"]
+    assert all(latency is not None for _, latency in fixed["timeline"])
+    run_started = datetime.fromisoformat(result["started_at"]).timestamp()
+    assert run_started <= fixed["started_at"] <= run_started + result["duration_s"]
 
 
 def test_guesses_of_every_kind_were_sent(result):
