@@ -18,11 +18,12 @@ from hunts.clock import ClockMiddleware  # noqa: E402
 from hunts.middleware import OriginRuleMiddleware, stream_auth  # noqa: E402
 from hunts.routing import websocket_urlpatterns  # noqa: E402
 from puzzles.services import release_all_due  # noqa: E402
-from treasurehunt import transport, wsdebug  # noqa: E402
+from treasurehunt import housekeeping, transport, wsdebug  # noqa: E402
 from treasurehunt.memory import ReleaseMemory, collection_watch  # noqa: E402
 
 transport.install()  # daphne's connections write through to the socket (treasurehunt/transport.py)
 wsdebug.install()  # autobahn's debug lines cost nothing unless written (treasurehunt/wsdebug.py)
+housekeeping.install()  # daphne's passes over every connection in slices (treasurehunt/housekeeping.py)
 
 # DESIGN section 7: origin rule -> session auth -> token header (innermost) -> routes. Around them all:
 # the embedded clock, and memory handed back after mass disconnects (treasurehunt/memory.py).

@@ -38,12 +38,12 @@ def read(peer: socket.socket, n: int) -> bytes:
     return got
 
 
-def test_the_asgi_entry_point_installs_it_and_the_deferred_debug_lines():
+def test_the_asgi_entry_point_installs_it_the_deferred_debug_lines_and_the_sliced_passes():
     # In a process of its own: nothing else in it has installed the patches, and importing the entry point
     # (which freezes the collector) leaves this one alone.
     code = (
-        "import treasurehunt.asgi; from treasurehunt import transport, wsdebug; "
-        "print(transport.installed() and wsdebug.installed())"
+        "import treasurehunt.asgi; from treasurehunt import housekeeping, transport, wsdebug; "
+        "print(transport.installed() and wsdebug.installed() and housekeeping.installed())"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "treasurehunt.settings"}
     env.pop("DATABASE_URL", None)
