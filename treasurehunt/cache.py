@@ -21,7 +21,29 @@ _clients: dict[str, object] = {}
 _lock = threading.Lock()
 
 
+# INCRBY only where the key exists, in one step: nil where it is missing.
+INCR_EXISTING = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+    return redis.call('INCRBY', KEYS[1], ARGV[1])
+end
+return false
+"""
+
+
 class RedisCacheClient(DjangoRedisCacheClient):
+    def incr(self, key, delta):
+        """Django's incr (and decr: a negative delta) as one script instead of EXISTS then INCRBY.
+
+        Between Django's two calls a key can expire, and INCRBY then creates it again at `delta` with no
+        expiry: a sign-in throttle's counter (hunts/throttling.py) would stay for good. Here a key that is
+        missing when the script runs raises ValueError, as Django's does, and one that exists keeps its
+        expiry.
+        """
+        value = registered(self.get_client(key, write=True), INCR_EXISTING)(keys=[key], args=[delta])
+        if value is None:
+            raise ValueError(f"Key '{key}' not found.")
+        return value
+
     def get_client(self, key=None, *, write=False):
         index = self._get_connection_pool_index(write)
         shared = repr((self._pool_class, self._servers[index], sorted(self._pool_options.items())))
@@ -61,11 +83,7 @@ class RedisCache(DjangoRedisCache):
 
     def script(self, source: str):
         """The Lua script registered once per client (then run by EVALSHA, loaded again if Redis lost it)."""
-        client = self.client()
-        found = _scripts.get((id(client), source))
-        if found is None:
-            found = _scripts[(id(client), source)] = client.register_script(source)
-        return found
+        return registered(self.client(), source)
 
     def dumps(self, value) -> int | bytes:
         return self._cache._serializer.dumps(value)
@@ -111,6 +129,14 @@ class RedisCache(DjangoRedisCache):
 
 
 _scripts: dict[tuple[int, str], object] = {}  # (id(client), source) -> the script registered on it
+
+
+def registered(client, source: str):
+    """The Lua script `source` registered once on `client` (one of the shared clients, kept for good)."""
+    found = _scripts.get((id(client), source))
+    if found is None:
+        found = _scripts[(id(client), source)] = client.register_script(source)
+    return found
 
 
 def redis_cache() -> RedisCache | None:

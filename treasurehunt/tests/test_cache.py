@@ -54,3 +54,52 @@ def test_a_silent_redis_fails_a_cache_call_instead_of_holding_its_thread(silent_
     caller.start()
     caller.join(timeout=30)  # without a socket timeout the call never returns
     assert outcome == ["timed out"]
+
+
+@pytest.fixture
+def redis_default_cache():
+    from django.core.cache import caches
+
+    cache = caches["default"]
+    assert isinstance(cache, RedisCache)  # the integration tier's cache, as in production
+    yield cache
+    cache.delete_many(["counter", "missing"])
+
+
+@pytest.mark.integration
+def test_incr_and_decr_keep_the_keys_expiry(redis_default_cache):
+    cache = redis_default_cache
+    cache.set("counter", 1, timeout=60)
+    assert cache.incr("counter") == 2
+    assert cache.decr("counter", 3) == -1
+    assert cache.get("counter") == -1
+    assert 0 < cache.client().ttl(cache.make_and_validate_key("counter")) <= 60
+
+
+@pytest.mark.integration
+def test_incr_and_decr_of_a_missing_key_raise_and_create_nothing(redis_default_cache):
+    cache = redis_default_cache
+    with pytest.raises(ValueError, match="not found"):
+        cache.incr("missing")
+    with pytest.raises(ValueError, match="not found"):
+        cache.decr("missing")
+    assert cache.client().exists(cache.make_and_validate_key("missing")) == 0
+
+
+@pytest.mark.integration
+def test_a_key_expiring_during_incr_is_never_created_again_without_expiry(redis_default_cache, monkeypatch):
+    # Django's incr is EXISTS, then INCRBY: a key expiring between the two came back from INCRBY at the
+    # increment with no expiry (a sign-in throttle's counter that never ends). Here the expiry falls right
+    # after any EXISTS this client sends; the increment must still see the key and keep its expiry.
+    cache = redis_default_cache
+    cache.set("counter", 1, timeout=60)
+    exists = redis.Redis.exists
+
+    def exists_then_expire(self, *names):
+        found = exists(self, *names)
+        self.delete(*names)
+        return found
+
+    monkeypatch.setattr(redis.Redis, "exists", exists_then_expire)
+    assert cache.incr("counter") == 2
+    assert cache.client().ttl(cache.make_and_validate_key("counter")) > 0
