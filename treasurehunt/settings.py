@@ -130,6 +130,10 @@ def _redis_db_url(url: str, offset: int) -> str:
 
 LAYER_PREFIX = "th-" + Path(str(_db["NAME"])).name
 
+# A Redis that accepts connections but does not answer fails a cache or channel layer call instead of
+# holding its thread or task for good (the callers treat it as Redis down).
+REDIS_TIMEOUTS = {"socket_connect_timeout": 2, "socket_timeout": 3}
+
 if REDIS_URL:
     CELERY_BROKER_URL = _redis_db_url(REDIS_URL, 0)
     CACHES = {
@@ -137,15 +141,19 @@ if REDIS_URL:
             # Django's Redis cache, reusing one client per pool (treasurehunt/cache.py; BENCHMARKS.md).
             "BACKEND": "treasurehunt.cache.RedisCache",
             "LOCATION": _redis_db_url(REDIS_URL, 1),
-            # A Redis that accepts connections but does not answer fails a cache call instead of holding
-            # its thread for good (the callers treat it as Redis down).
-            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 3},
+            "OPTIONS": REDIS_TIMEOUTS,
         }
     }
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "treasurehunt.layers.PubSubChannelLayer",  # channels_redis pub/sub, sliced fan-out
-            "CONFIG": {"hosts": [_redis_db_url(REDIS_URL, 0)], "prefix": LAYER_PREFIX},
+            # The same timeouts: a publish or a group's SUBSCRIBE fails after 3 s instead of holding the
+            # socket, and every publish queued behind it on the connection, for good. Waiting for pushed
+            # messages is not bounded by them (the receiver polls with its own 0.1 s timeout).
+            "CONFIG": {
+                "hosts": [{"address": _redis_db_url(REDIS_URL, 0), **REDIS_TIMEOUTS}],
+                "prefix": LAYER_PREFIX,
+            },
         }
     }
     CELERY_TASK_ALWAYS_EAGER = False

@@ -6,6 +6,7 @@ The integration test sends through the real layer on Redis.
 """
 
 import asyncio
+import contextlib
 import logging
 import runpy
 import uuid
@@ -13,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import redis
 from django.conf import settings
 from django.utils.module_loading import import_string
 
@@ -234,12 +236,45 @@ async def joined(layer, groups: dict[str, int]) -> dict[str, list[str]]:
     return members
 
 
+def settings_host(**changes) -> dict:
+    """The production settings' layer host (the integration tier's Redis), with `changes`."""
+    (host,) = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
+    return {**host, **changes}
+
+
 @pytest.fixture
 async def redis_layer():
-    """The app's layer on the test Redis, under a prefix of its own; flushed after the test."""
-    layer = PubSubChannelLayer(hosts=[settings.REDIS_URL], prefix=f"test-{uuid.uuid4().hex}")
+    """The app's layer on the test Redis as the settings configure it, under a prefix of its own; flushed
+    after the test."""
+    layer = PubSubChannelLayer(hosts=[settings_host()], prefix=f"test-{uuid.uuid4().hex}")
     yield layer
     await layer.flush()
+
+
+@pytest.mark.integration
+async def test_a_silent_redis_fails_a_publish_or_a_subscribe_instead_of_holding_it(silent_server):
+    host = settings_host(address=silent_server)
+    assert host["socket_timeout"] > 0 and host["socket_connect_timeout"] > 0
+    layer = PubSubChannelLayer(hosts=[{**host, "socket_timeout": 0.5}], prefix="silent")
+    try:
+        # Bounded by the test at 10 s: without a socket timeout each would wait for good.
+        with pytest.raises(redis.exceptions.TimeoutError):
+            await asyncio.wait_for(layer.group_send_many([("hunt", {"type": "event.forward"})]), 10)
+        with pytest.raises(redis.exceptions.TimeoutError):
+            await asyncio.wait_for(layer.group_add("hunt", await layer.new_channel()), 10)
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(layer.flush(), 5)
+
+
+@pytest.mark.integration
+async def test_a_channel_idle_for_longer_than_the_socket_timeout_still_gets_its_groups_messages(redis_layer):
+    layer = redis_layer
+    channel = await layer.new_channel()
+    await layer.group_add("hunt", channel)
+    await asyncio.sleep(settings_host()["socket_timeout"] + 0.5)  # nothing on the subscription meanwhile
+    await layer.group_send("hunt", {"type": "event.forward", "n": 1})
+    assert await asyncio.wait_for(layer.receive(channel), 5) == {"type": "event.forward", "n": 1}
 
 
 @pytest.mark.integration
