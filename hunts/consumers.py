@@ -216,6 +216,11 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(hello)
         if online is not None:
             await self.send_json({"type": "presence", "online": online})
+        # From now on the layer may hand this socket the frames no client orders against others without
+        # going through this consumer (treasurehunt/layers.py, `direct`); delete_channel forgets it.
+        set_direct = getattr(self.channel_layer, "set_direct", None)
+        if set_direct is not None:
+            set_direct(self.channel_name, self.push_direct)
 
     async def disconnect(self, code):
         if self.team is not None:
@@ -335,6 +340,11 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
             await self.send(text_data=text)
         if kind == "session.ended":
             await self.end(CLOSE_UNAUTHENTICATED)
+
+    async def push_direct(self, text: str) -> None:
+        """A frame's text handed over by the layer itself (`direct` frames): sent unless the socket ends."""
+        if not self.closing:
+            await self.send(text_data=text)
 
     # --- Client frames ------------------------------------------------------------------
 

@@ -256,9 +256,18 @@ def send_frames(messages: list[tuple[str, dict]]) -> None:
         log.exception("could not publish %d frames", len(messages))
 
 
+# Frames that no client orders against any other (no seq, nothing ends with them): a layer may hand them
+# straight to each socket instead of through its consumer (`direct`, treasurehunt/layers.py).
+DIRECT_KINDS = frozenset({"leaderboard.updated"})
+
+
 def envelope(frame: dict) -> dict:
     """The channel-layer message of a frame: its JSON text, encoded once here instead of once per socket."""
-    return {"type": "event.forward", "kind": frame.get("type"), "text": json.dumps(frame)}
+    kind = frame.get("type")
+    message = {"type": "event.forward", "kind": kind, "text": json.dumps(frame)}
+    if kind in DIRECT_KINDS:
+        message["direct"] = True
+    return message
 
 
 async def _send_all(layer, messages: list[tuple[str, dict]]) -> None:

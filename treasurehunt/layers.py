@@ -16,6 +16,13 @@ on the relative order of, may overtake each other.
 
 Publishing, too, takes many messages at once (group_send_many: one pipeline), so a connect storm's
 presence frames do not queue up one round trip each in front of an announcement.
+
+A message marked `direct` (hunts.events: frames no client orders against others, the clock's
+`leaderboard.updated`) goes to a large group's members without their queues: each member that gave the
+layer a sender (`set_direct`: the live stream's consumers, once their hello is out) gets the message's
+text handed to it, in the same slices; the others get it queued as before. It skips, for each of thousands
+of sockets, the queue, the consumer's task waking up, the message's decoding and the consumer's dispatch
+(BENCHMARKS.md, fix 41).
 """
 
 import asyncio
@@ -24,6 +31,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from channels.layers import InMemoryChannelLayer
@@ -90,14 +98,41 @@ class SlicedShardConnection(RedisSingleShardConnection):
         try:
             while pending:
                 data = pending.popleft()
+                text = self._direct_text(data)
                 members = list(self.channel_layer.groups.get(name, ()))
                 for start in range(0, len(members), FANOUT_SLICE):
-                    self._put(members[start : start + FANOUT_SLICE], data)
+                    if text is None:
+                        self._put(members[start : start + FANOUT_SLICE], data)
+                    else:
+                        await self._hand(members[start : start + FANOUT_SLICE], data, text)
                     await asyncio.sleep(0)  # the members readied so far run, and sockets are read
         except Exception:
             log.exception("could not deliver a message to group %s", name)
         finally:
             del self._fanouts[name]
+
+    def _direct_text(self, data: bytes) -> str | None:
+        """The text of a message marked direct, else None (decoded once for the whole group)."""
+        if not self.channel_layer.direct:
+            return None
+        message = self.channel_layer.channel_layer.deserialize(data)
+        text = message.get("text")
+        return text if message.get("direct") is True and isinstance(text, str) else None
+
+    async def _hand(self, channels, data: bytes, text: str) -> None:
+        """The text to each channel's sender; queued as usual for a channel without one."""
+        senders, found = self.channel_layer.direct, self.channel_layer.channels
+        for channel in channels:
+            send = senders.get(channel)
+            if send is None:
+                queue = found.get(channel)
+                if queue is not None:
+                    queue.put_nowait(data)
+                continue
+            try:
+                await send(text)
+            except Exception:
+                log.exception("could not hand a message to %s", channel)
 
     async def publish_many(self, items: list[tuple[str, bytes]]) -> None:
         """PUBLISH each (channel, message) in order, in one round trip (a pipeline without MULTI)."""
@@ -113,6 +148,12 @@ class SlicedLoopLayer(RedisPubSubLoopLayer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._shards = [SlicedShardConnection(shard.host, self) for shard in self._shards]
+        self.direct: dict[str, Callable[[str], Awaitable[None]]] = {}  # channel -> its sender (set_direct)
+
+    def set_direct(self, channel: str, send: Callable[[str], Awaitable[None]]) -> None:
+        """Hand the text of `direct` group messages for `channel` to `send` instead of its queue."""
+        if channel in self.channels:
+            self.direct[channel] = send
 
     async def new_local_channel(self, prefix: str = "specific.") -> str:
         """A channel that only group messages reach: its queue, and no SUBSCRIBE of its own in Redis.
@@ -133,6 +174,7 @@ class SlicedLoopLayer(RedisPubSubLoopLayer):
         dispatch_loop may be cancelled while it dispatches instead), and the groups only in group_discard,
         which a consumer cancelled before its disconnect handler never calls.
         """
+        self.direct.pop(channel, None)
         for group in groups:
             if channel in self.groups.get(self._get_group_channel_name(group), ()):
                 await self.group_discard(group, channel)  # which asserts membership: checked first
@@ -183,6 +225,10 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):
 
     async def new_local_channel(self, prefix: str = "specific.") -> str:
         return await self._get_layer().new_local_channel(prefix)
+
+    def set_direct(self, channel: str, send: Callable[[str], Awaitable[None]]) -> None:
+        """On the running loop's layer: see SlicedLoopLayer.set_direct (delete_channel forgets it)."""
+        self._get_layer().set_direct(channel, send)
 
     async def delete_channel(self, channel: str, groups=()) -> None:
         await self._get_layer().delete_channel(channel, groups)

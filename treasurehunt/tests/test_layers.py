@@ -24,6 +24,7 @@ from treasurehunt.layers import PubSubChannelLayer, SlicedShardConnection
 SLICE = 100
 DEFAULT_INLINE, DEFAULT_SLICE = layers.FANOUT_INLINE, layers.FANOUT_SLICE  # before the fixture below
 BIG, SMALL = "th__group__hunt.1", "th__group__team.2"
+SERIALIZER = PubSubChannelLayer(hosts=["redis://unused:6379/0"], prefix="th")  # never connects
 
 
 @pytest.fixture(autouse=True)
@@ -34,14 +35,18 @@ def _slice(monkeypatch):
 
 @pytest.fixture
 def errors(caplog):
-    """ERROR records of the layer: the fan-out task logs what it cannot deliver instead of raising."""
+    """ERROR records of the layer (the fan-out task logs what it cannot deliver instead of raising): a
+    function, as caplog starts a new list of records for the test's call after its fixtures ran."""
     caplog.set_level(logging.ERROR, logger="treasurehunt.layers")
-    return caplog.records
+    return lambda: [
+        r for r in caplog.records if r.name == "treasurehunt.layers" and r.levelno >= logging.ERROR
+    ]
 
 
 def loop_layer(**groups: int) -> SimpleNamespace:
     """A stand-in loop layer with `count` member channels, each with its queue, per group name."""
-    fake = SimpleNamespace(channels={}, groups={})
+    # The loop layer's channels, groups and direct senders, and the layer's (de)serializer.
+    fake = SimpleNamespace(channels={}, groups={}, direct={}, channel_layer=SERIALIZER)
     for name, count in groups.items():
         members = {f"{name}!{n}" for n in range(count)}
         fake.groups[name] = members
@@ -143,7 +148,77 @@ async def test_a_large_group_is_filled_a_slice_at_a_time_while_other_messages_go
     assert max(steps) <= SLICE, progress  # the loop ran between slices
     assert sum(step > 0 for step in steps) >= 4, progress  # 350 members: four slices
     assert [received(queue) for queue in big] == [[b"announcement"]] * 350  # each exactly once
-    assert not errors
+    assert not errors()
+
+
+def direct_senders(fake: SimpleNamespace, group: str, *, leave_out: int = 0) -> dict[str, list]:
+    """A recording sender for each member of the group but the first `leave_out` (sorted); what each got."""
+    got = {}
+    for member in sorted(fake.groups[group])[leave_out:]:
+        got[member] = []
+
+        async def send(text, into=got[member]):
+            into.append(text)
+
+        fake.direct[member] = send
+    return got
+
+
+async def test_a_direct_message_is_handed_to_each_members_sender_in_slices(errors):
+    fake = loop_layer(**{BIG: 350})
+    got = direct_senders(fake, BIG, leave_out=5)
+    shard = shard_for(fake)
+    frame = {"type": "event.forward", "kind": "leaderboard.updated", "text": '{"top": []}', "direct": True}
+
+    deliver_without_yielding(shard, BIG.encode(), SERIALIZER.serialize(frame))
+
+    assert sum(map(len, got.values())) == 0  # not before the receiver went on
+    progress = []
+    while BIG in shard._fanouts and len(progress) < 100:
+        await asyncio.sleep(0)
+        progress.append(sum(map(len, got.values())))
+    steps = [after - before for before, after in zip([0, *progress], progress, strict=False)]
+    assert max(steps) <= SLICE and sum(step > 0 for step in steps) >= 4, progress  # the loop ran between
+    assert list(got.values()) == [['{"top": []}']] * 345  # each sender once, with the text as published
+    # Members without a sender (a socket before its hello) get it queued, as any other message.
+    left_out = sorted(fake.groups[BIG])[:5]
+    assert [[SERIALIZER.deserialize(data) for data in received(fake.channels[m])] for m in left_out] == [
+        [frame]
+    ] * 5
+    assert filled([fake.channels[m] for m in got]) == 0
+    assert not errors()
+
+
+async def test_a_message_not_marked_direct_is_queued_even_for_members_with_a_sender():
+    fake = loop_layer(**{BIG: 150})
+    got = direct_senders(fake, BIG)
+    shard = shard_for(fake)
+    logged = {"type": "event.forward", "kind": "announcement", "text": '{"seq": 3}'}
+
+    deliver_without_yielding(shard, BIG.encode(), SERIALIZER.serialize(logged))
+    await finish(shard)
+
+    assert sum(map(len, got.values())) == 0
+    assert [len(received(queue)) for queue in queues(fake, BIG)] == [1] * 150
+
+
+async def test_a_sender_that_fails_is_logged_and_the_others_still_get_the_message(errors):
+    fake = loop_layer(**{BIG: 150})
+    got = direct_senders(fake, BIG)
+    broken = sorted(fake.groups[BIG])[7]
+
+    async def fails(text):
+        raise RuntimeError("socket gone")
+
+    fake.direct[broken] = fails
+    shard = shard_for(fake)
+    frame = {"type": "event.forward", "kind": "leaderboard.updated", "text": "{}", "direct": True}
+
+    deliver_without_yielding(shard, BIG.encode(), SERIALIZER.serialize(frame))
+    await finish(shard)
+
+    assert sum(len(texts) for member, texts in got.items() if member != broken) == 149
+    assert [r.getMessage() for r in errors()] == [f"could not hand a message to {broken}"]
 
 
 async def test_messages_to_one_group_arrive_in_the_order_sent():
@@ -192,7 +267,7 @@ async def test_members_leaving_mid_delivery_are_skipped_and_the_delivery_ends(er
     await finish(shard)
 
     assert shard._fanouts == {}
-    assert not errors
+    assert not errors()
     assert all(queue.empty() for queue in gone.values())
     stayed = [fake.channels[member] for member in members if member not in gone]
     assert [received(queue) for queue in stayed] == [[b"A", b"B"]] * 320
@@ -214,7 +289,7 @@ async def test_a_group_emptied_mid_delivery_drops_its_queued_messages_quietly(er
     await finish(shard)
 
     assert shard._fanouts == {}
-    assert not errors
+    assert not errors()
 
 
 def test_the_settings_use_the_sliced_layer_when_redis_is_configured(monkeypatch):
@@ -511,3 +586,18 @@ async def test_group_payloads_are_what_the_layers_group_send_publishes():
 
     assert channel == layer._get_layer()._get_group_channel_name("team.7")  # the name the receivers subscribe
     assert layer.deserialize(data) == message
+
+
+@pytest.mark.integration
+async def test_a_direct_sender_is_kept_only_for_a_channel_of_the_layer_and_forgotten_with_it(redis_layer):
+    layer = redis_layer
+    channel = await layer.new_local_channel()
+
+    async def send(text):
+        pass
+
+    layer.set_direct(channel, send)
+    layer.set_direct("th.specific.unknown", send)  # not a channel of this layer: ignored
+    assert layer._get_layer().direct == {channel: send}
+    await layer.delete_channel(channel)
+    assert layer._get_layer().direct == {}

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 
 import httpx
@@ -34,6 +34,7 @@ from puzzles.services import SWEEP_AFTER, claim_treasure_by_code
 from testing import factories
 from testing.processes import CLOCK_NICE, RedisServer, Stack, database_url, flush_retrying, wait_until
 from treasurehunt.celery import app as celery_app
+from treasurehunt.layers import FANOUT_INLINE
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -456,6 +457,42 @@ def test_beat_runs_the_scheduler_that_sleeps_until_an_entry_is_due(stack):
     # treasurehunt.beat.Scheduler, Celery's default for this app: no flag in deploy/Procfile or the stacks.
     stack.ensure("beat")
     assert "scheduler -> treasurehunt.beat.Scheduler" in stack["beat"].log()
+
+
+def test_the_clocks_leaderboard_push_reaches_each_socket_of_a_large_group_once_and_they_go_on(stack):
+    # More sockets than a group message is handed to at once: the push goes out in slices, straight to
+    # each socket that has had its hello (treasurehunt/layers.py, `direct`), not through its consumer.
+    stack.ensure("web1", "clock", "beat")
+    hunt = make_hunt()
+    factories.AnswerFactory(
+        puzzle=factories.PuzzleFactory(hunt=hunt, slug="gate"), parameters={"value": "OPEN"}
+    )
+    team = factories.TeamFactory(hunt=hunt)
+    token = make_member(team, "ann")
+
+    def scored(frame: dict) -> bool:
+        return frame["type"] == "leaderboard.updated" and bool(frame["top"]) and frame["top"][0]["score"] > 0
+
+    with ExitStack() as sockets:
+        opened = [
+            sockets.enter_context(open_socket(stack, "web1", token, hunt)) for _ in range(FANOUT_INLINE + 20)
+        ]
+        with api(stack, "web1", token) as client:
+            assert post_guess(client, hunt, "gate", "open").status_code == 201
+        # The clock pushes the new top within a tick or two (at most once per 5 s).
+        pushed = [next_frame(ws, scored, timeout=20) for ws in opened]
+        assert {json.dumps(frame, sort_keys=True) for frame in pushed} == {
+            json.dumps(pushed[0], sort_keys=True)
+        }
+        assert pushed[0]["top"][0]["team"]["slug"] == team.slug
+        # Each got it once, and answers a ping after it.
+        for ws in opened:
+            ws.send(json.dumps({"type": "ping"}))
+        after = [
+            next_frame(ws, lambda f: f["type"] in ("pong", "leaderboard.updated"), timeout=10)
+            for ws in opened
+        ]
+        assert [frame["type"] for frame in after] == ["pong"] * len(opened)
 
 
 def test_timed_unlock_reaches_an_open_socket_within_5_s(stack):
