@@ -1,6 +1,6 @@
 """CPU per operation of the live stream's hot paths, in one process: what a fix saves, without the load.
 
-    .venv/bin/python -m bench.micro [--ops 300] [--profile connect|guess|solve|ping]
+    .venv/bin/python -m bench.micro [--ops 300] [--profile connect|guess|solve|ping|push]
 
 Runs the app's ASGI application in-process (channels' WebsocketCommunicator) against PostgreSQL and
 Redis with the production settings: a fresh database `th_micro` (from BENCH_DATABASE_URL, default the
@@ -11,7 +11,10 @@ machine's PostgreSQL) and Redis databases 4 and 5. For each operation it reports
 - guess: a wrong `guess.submit` over an open socket until its `guess.judged` (the 3 teammates offline);
 - solve: the correct answer to the same puzzle, until its `guess.judged` (a solve: points, events, the
   unlock and treasure rules where the hunt has them; the bench's hunt has none);
-- ping: a `ping` until its `pong`.
+- ping: a `ping` until its `pong`;
+- push_direct, push_queued: a `leaderboard.updated` to the hunt group until every open socket has it, per
+  socket; marked direct as the clock sends it (handed to each socket's send by the layer's fan-out), and
+  the same frame without the mark (through each consumer's queue, as before fix 41).
 
 Figures vary by a few percent from run to run; BENCHMARKS.md quotes them before and after each fix.
 """
@@ -155,9 +158,35 @@ async def measure(hunt: dict, ops: int, profile: str | None) -> dict:
             await comm.send_json_to({"type": "ping"})
             await drain(comm, "pong")
     results["ping"] = timer.figures()
+    await skip_pending(socks)
 
+    results.update(await measure_pushes(hunt, socks, profile))
     for comm in socks:
         await comm.disconnect()
+    return results
+
+
+async def measure_pushes(hunt: dict, socks, profile: str | None, rounds: int = 5) -> dict:
+    """A leaderboard push to the hunt group, direct and queued, `rounds` times each; per socket reached."""
+    from asgiref.sync import sync_to_async
+    from channels.layers import get_channel_layer
+
+    from hunts.events import envelope, hunt_group
+    from hunts.models import Hunt
+
+    hunt_id = await sync_to_async(lambda: Hunt.objects.get(slug=hunt["slug"]).pk)()
+    layer = get_channel_layer()
+    results = {}
+    top = [{"rank": n, "team": {"slug": f"t{n}", "name": f"Team {n}"}, "score": 100 - n} for n in range(10)]
+    for kind in ("direct", "queued"):
+        message = envelope({"type": "leaderboard.updated", "top": top})
+        if kind == "queued":
+            message.pop("direct")
+        with Timer(rounds * len(socks), profile=profile == "push") as timer:
+            for _ in range(rounds):
+                await layer.group_send(hunt_group(hunt_id), message)
+                await asyncio.gather(*(drain(comm, "leaderboard.updated") for comm in socks))
+        results[f"push_{kind}"] = timer.figures()
     return results
 
 
@@ -184,7 +213,7 @@ async def measure_ping_bursts(hunt: dict, ops: int, profile: str | None) -> dict
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=300, help="operations of each kind (<= players / 4)")
-    parser.add_argument("--profile", choices=["connect", "guess", "solve", "ping"])
+    parser.add_argument("--profile", choices=["connect", "guess", "solve", "ping", "push"])
     parser.add_argument("--concurrent-pings", action="store_true", help="only ping bursts (ping_burst_*)")
     args = parser.parse_args(argv)
     setup_environment()
