@@ -8,6 +8,7 @@ import logging
 import time
 
 from asgiref.sync import sync_to_async
+from autobahn.exception import Disconnected
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
@@ -162,6 +163,7 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
     """One socket of a player or staff member on one hunt, at /ws/hunts/<hunt>/."""
 
     HANDLERS = {"resume": "on_resume", "guess.submit": "on_guess_submit", "ping": "on_ping"}
+    closing = direct_sent = False  # set again by connect()
 
     async def __call__(self, scope, receive, send):
         # AsyncConsumer.__call__ with dispatch_loop in place of channels' await_many_dispatch.
@@ -197,7 +199,7 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
     # --- Lifecycle ----------------------------------------------------------------------
 
     async def connect(self):
-        self.closing = False
+        self.closing = self.direct_sent = False
         self.user = self.hunt = self.team = None
         self.bucket = TokenBucket(rate=FLOOD_RATE, burst=FLOOD_BURST)
         self.loop = asyncio.get_running_loop()  # open_stream's thread joins the groups on it
@@ -329,6 +331,9 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
             kind, text = message.get("kind"), message["text"]
         else:
             kind, text = message["frame"].get("type"), None
+        if message.get("direct") and self.direct_sent:
+            # Queued before this socket had a sender (its connect), so older than the one it has had since.
+            return
         if kind == "membership.ended":
             frame = message.get("frame") or json.loads(text)
             if frame.get("hunt") in (None, self.hunt.pk):
@@ -342,9 +347,18 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
             await self.end(CLOSE_UNAUTHENTICATED)
 
     async def push_direct(self, text: str) -> None:
-        """A frame's text handed over by the layer itself (`direct` frames): sent unless the socket ends."""
-        if not self.closing:
+        """A frame's text handed over by the layer itself (`direct` frames): sent unless the socket ends.
+
+        A socket its client or daphne is closing refuses it (autobahn's Disconnected): nothing more is
+        sent to it, and nothing logged, as many may be closing when a push goes out."""
+        if self.closing:
+            return
+        try:
             await self.send(text_data=text)
+        except Disconnected:
+            self.closing = True
+            return
+        self.direct_sent = True
 
     # --- Client frames ------------------------------------------------------------------
 

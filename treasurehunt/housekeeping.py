@@ -74,8 +74,8 @@ def reap(server, protocol) -> None:
         try:
             exception = instance.exception()
         except _CANCELLED:
-            pass
-        else:
+            exception = None
+        try:
             if exception:
                 if isinstance(exception, KeyboardInterrupt):
                     server.stop()
@@ -83,7 +83,8 @@ def reap(server, protocol) -> None:
                     log.error("Exception inside application: %s", exception, exc_info=exception)
                     if not disconnected:
                         protocol.handle_exception(exception)
-        del details["application_instance"]
+        finally:  # reaped even when showing the failure fails (else it would be logged again every second)
+            del details["application_instance"]
         instance = None
     # A closed connection whose application is gone leaves the table.
     if not instance and disconnected:

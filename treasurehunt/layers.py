@@ -18,11 +18,12 @@ Publishing, too, takes many messages at once (group_send_many: one pipeline), so
 presence frames do not queue up one round trip each in front of an announcement.
 
 A message marked `direct` (hunts.events: frames no client orders against others, the clock's
-`leaderboard.updated`) goes to a large group's members without their queues: each member that gave the
-layer a sender (`set_direct`: the live stream's consumers, once their hello is out) gets the message's
-text handed to it, in the same slices; the others get it queued as before. It skips, for each of thousands
-of sockets, the queue, the consumer's task waking up, the message's decoding and the consumer's dispatch
-(BENCHMARKS.md, fix 41).
+`leaderboard.updated`) goes to a group's members without their queues: each member that gave the layer a
+sender (`set_direct`: the live stream's consumers, once their hello is out) gets the message's text
+handed to it, in the same slices for a large group; the others get it queued as before. It skips, for
+each of thousands of sockets, the queue, the consumer's task waking up, the message's decoding and the
+consumer's dispatch (BENCHMARKS.md, fix 41). Once a socket has a sender every direct message reaches it
+that way, so none waits in its queue behind (the consumer drops one queued before, as older).
 """
 
 import asyncio
@@ -41,6 +42,7 @@ from channels_redis.utils import decode_hosts
 log = logging.getLogger(__name__)
 
 FANOUT_INLINE = 100  # local members a group message is handed to at once
+DIRECT_MARK = b"direct"  # in the msgpack bytes of a message with a `direct` key: only those are decoded
 FANOUT_SLICE = 5  # members per loop pass of a larger delivery
 
 
@@ -84,7 +86,11 @@ class SlicedShardConnection(RedisSingleShardConnection):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         else:
-            self._put(members, data)
+            text = self._direct_text(data)
+            if text is None:
+                self._put(members, data)
+            else:  # a sender returns without waiting (daphne's send): still no await that suspends here
+                await self._hand(list(members), data, text)
 
     def _put(self, channels, data: bytes) -> None:
         found = self.channel_layer.channels
@@ -112,12 +118,19 @@ class SlicedShardConnection(RedisSingleShardConnection):
             del self._fanouts[name]
 
     def _direct_text(self, data: bytes) -> str | None:
-        """The text of a message marked direct, else None (decoded once for the whole group)."""
-        if not self.channel_layer.direct:
+        """The text of a message marked direct, else None (decoded once for the whole group).
+
+        Only a message carrying the mark's bytes is decoded, and one that cannot be is left to the queues
+        (where its consumers meet it as before) instead of ending the group's delivery."""
+        if not self.channel_layer.direct or DIRECT_MARK not in data:
             return None
-        message = self.channel_layer.channel_layer.deserialize(data)
-        text = message.get("text")
-        return text if message.get("direct") is True and isinstance(text, str) else None
+        try:
+            message = self.channel_layer.channel_layer.deserialize(data)
+            text = message.get("text")
+            return text if message.get("direct") is True and isinstance(text, str) else None
+        except Exception:
+            log.warning("could not read a group message for direct delivery", exc_info=True)
+            return None
 
     async def _hand(self, channels, data: bytes, text: str) -> None:
         """The text to each channel's sender; queued as usual for a channel without one."""
@@ -151,9 +164,14 @@ class SlicedLoopLayer(RedisPubSubLoopLayer):
         self.direct: dict[str, Callable[[str], Awaitable[None]]] = {}  # channel -> its sender (set_direct)
 
     def set_direct(self, channel: str, send: Callable[[str], Awaitable[None]]) -> None:
-        """Hand the text of `direct` group messages for `channel` to `send` instead of its queue."""
+        """Hand the text of `direct` group messages for `channel` to `send` instead of its queue, whatever
+        the group's size (so that once a socket has a sender, none of them waits in its queue behind)."""
         if channel in self.channels:
             self.direct[channel] = send
+
+    async def flush(self) -> None:
+        self.direct.clear()
+        await super().flush()
 
     async def new_local_channel(self, prefix: str = "specific.") -> str:
         """A channel that only group messages reach: its queue, and no SUBSCRIBE of its own in Redis.

@@ -147,9 +147,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "treasurehunt.layers.PubSubChannelLayer",  # channels_redis pub/sub, sliced fan-out
-            # The same timeouts: a publish or a group's SUBSCRIBE fails after 3 s instead of holding the
-            # socket, and every publish queued behind it on the connection, for good. Waiting for pushed
-            # messages is not bounded by them (the receiver polls with its own 0.1 s timeout).
+            # The same timeouts: a publish fails after 3 s instead of holding the socket, and every publish
+            # queued behind it on the connection, for good; so does a SUBSCRIBE that has to open the
+            # connection first. Waiting for pushed messages is not bounded by them (the receiver polls
+            # with its own 0.1 s timeout).
             "CONFIG": {
                 "hosts": [{"address": _redis_db_url(REDIS_URL, 0), **REDIS_TIMEOUTS}],
                 "prefix": LAYER_PREFIX,

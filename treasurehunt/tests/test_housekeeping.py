@@ -197,3 +197,28 @@ def test_install_replaces_both_passes_and_keeps_daphnes(monkeypatch):
     assert housekeeping.installed()
     assert housekeeping.DAPHNE["timeout_checker"] is not housekeeping.timeout_checker
     assert housekeeping.DAPHNE["application_checker"] is not housekeeping.application_checker
+
+
+def test_an_application_whose_failure_cannot_be_shown_is_still_reaped(later, caplog):
+    loop = asyncio.new_event_loop()
+    try:
+        failed = loop.create_future()
+        failed.set_exception(ValueError("boom"))
+        protocol = Protocol("failing")
+
+        def cannot_show(exception):
+            raise RuntimeError("the socket is gone")
+
+        protocol.handle_exception = cannot_show
+        server = Server({protocol: {"application_instance": failed}})
+        with caplog.at_level(logging.ERROR, logger="daphne.server"):
+            housekeeping.application_checker(server)
+            later.run_slices()
+            housekeeping.application_checker(server)  # the next pass: nothing left to log
+            later.run_slices()
+    finally:
+        loop.close()
+
+    assert server.connections == {protocol: {}}
+    assert caplog.text.count("Exception inside application: boom") == 1
+    assert caplog.text.count("daphne housekeeping failed for <Protocol failing>") == 1

@@ -189,6 +189,38 @@ async def test_a_direct_message_is_handed_to_each_members_sender_in_slices(error
     assert not errors()
 
 
+async def test_a_direct_message_to_a_small_group_is_handed_over_before_the_receiver_goes_on():
+    fake = loop_layer(**{SMALL: 3})
+    got = direct_senders(fake, SMALL)
+    shard = shard_for(fake)
+    frame = {"type": "event.forward", "kind": "leaderboard.updated", "text": "{}", "direct": True}
+
+    deliver_without_yielding(shard, SMALL.encode(), SERIALIZER.serialize(frame))
+
+    assert list(got.values()) == [["{}"]] * 3
+    assert filled(queues(fake, SMALL)) == 0
+
+
+async def test_a_message_that_cannot_be_read_for_direct_delivery_is_queued_as_before(errors, caplog):
+    fake = loop_layer(**{BIG: 150})
+    got = direct_senders(fake, BIG)
+    shard = shard_for(fake)
+    unreadable = b"\xc1 direct \xc1"  # carries the mark's bytes, is not msgpack
+    later = SERIALIZER.serialize(
+        {"type": "event.forward", "kind": "leaderboard.updated", "text": "{}", "direct": True}
+    )
+
+    with caplog.at_level(logging.WARNING, logger="treasurehunt.layers"):
+        deliver_without_yielding(shard, BIG.encode(), unreadable)
+        deliver_without_yielding(shard, BIG.encode(), later)
+        await finish(shard)
+
+    assert [received(queue) for queue in queues(fake, BIG)] == [[unreadable]] * 150
+    assert list(got.values()) == [["{}"]] * 150  # the group's delivery went on
+    assert not errors()
+    assert "could not read a group message for direct delivery" in caplog.text
+
+
 async def test_a_message_not_marked_direct_is_queued_even_for_members_with_a_sender():
     fake = loop_layer(**{BIG: 150})
     got = direct_senders(fake, BIG)
@@ -335,8 +367,10 @@ async def test_a_silent_redis_fails_a_publish_or_a_subscribe_instead_of_holding_
         # Bounded by the test at 10 s: without a socket timeout each would wait for good.
         with pytest.raises(redis.exceptions.TimeoutError):
             await asyncio.wait_for(layer.group_send_many([("hunt", {"type": "event.forward"})]), 10)
+        # A local channel sends no SUBSCRIBE of its own: the group's is the first, and opens the connection.
+        channel = await layer.new_local_channel()
         with pytest.raises(redis.exceptions.TimeoutError):
-            await asyncio.wait_for(layer.group_add("hunt", await layer.new_channel()), 10)
+            await asyncio.wait_for(layer.group_add("hunt", channel), 10)
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(layer.flush(), 5)
@@ -600,4 +634,8 @@ async def test_a_direct_sender_is_kept_only_for_a_channel_of_the_layer_and_forgo
     layer.set_direct("th.specific.unknown", send)  # not a channel of this layer: ignored
     assert layer._get_layer().direct == {channel: send}
     await layer.delete_channel(channel)
+    assert layer._get_layer().direct == {}
+    other = await layer.new_local_channel()
+    layer.set_direct(other, send)
+    await layer.flush()
     assert layer._get_layer().direct == {}
