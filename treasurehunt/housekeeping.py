@@ -55,9 +55,7 @@ def sliced(items: list, visit, done) -> None:
 
 def reap(server, protocol) -> None:
     """What daphne's application_checker does for one connection (daphne/server.py, 4.2)."""
-    details = server.connections.get(protocol)
-    if details is None:
-        return
+    details = server.connections[protocol]
     disconnected = details.get("disconnected", None)
     instance = details.get("application_instance", None)
     # An application still running long after its socket went away is cancelled.
@@ -91,25 +89,28 @@ def reap(server, protocol) -> None:
         del server.connections[protocol]
 
 
+def check_timeouts(server, protocol) -> None:
+    """What daphne's timeout_checker does for one connection."""
+    protocol.check_timeouts()
+
+
+def _pass_over(server, visit, every: float, again) -> None:
+    """visit(server, protocol) for each connection still in the table when its slice comes, then `again`
+    `every` seconds after the last slice (as daphne reschedules its own passes)."""
+
+    def still_there(protocol) -> None:
+        if protocol in server.connections:
+            visit(server, protocol)
+
+    sliced(list(server.connections), still_there, lambda: _call_later(every, again))
+
+
 def application_checker(server) -> None:
-    sliced(
-        list(server.connections),
-        lambda protocol: reap(server, protocol),
-        lambda: _call_later(APPLICATION_EVERY, server.application_checker),
-    )
-
-
-def _check_timeouts(server, protocol) -> None:
-    if protocol in server.connections:
-        protocol.check_timeouts()
+    _pass_over(server, reap, APPLICATION_EVERY, server.application_checker)
 
 
 def timeout_checker(server) -> None:
-    sliced(
-        list(server.connections),
-        lambda protocol: _check_timeouts(server, protocol),
-        lambda: _call_later(TIMEOUT_EVERY, server.timeout_checker),
-    )
+    _pass_over(server, check_timeouts, TIMEOUT_EVERY, server.timeout_checker)
 
 
 PASSES = {"application_checker": application_checker, "timeout_checker": timeout_checker}

@@ -85,12 +85,8 @@ class SlicedShardConnection(RedisSingleShardConnection):
             task = asyncio.get_running_loop().create_task(self._fan_out(name))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        else:
-            text = self._direct_text(data)
-            if text is None:
-                self._put(members, data)
-            else:  # a sender returns without waiting (daphne's send): still no await that suspends here
-                await self._hand(list(members), data, text)
+        else:  # a sender returns without waiting (daphne's send): no await here suspends
+            await self._hand(members, data, self._direct_text(data))
 
     def _put(self, channels, data: bytes) -> None:
         found = self.channel_layer.channels
@@ -107,10 +103,7 @@ class SlicedShardConnection(RedisSingleShardConnection):
                 text = self._direct_text(data)
                 members = list(self.channel_layer.groups.get(name, ()))
                 for start in range(0, len(members), FANOUT_SLICE):
-                    if text is None:
-                        self._put(members[start : start + FANOUT_SLICE], data)
-                    else:
-                        await self._hand(members[start : start + FANOUT_SLICE], data, text)
+                    await self._hand(members[start : start + FANOUT_SLICE], data, text)
                     await asyncio.sleep(0)  # the members readied so far run, and sockets are read
         except Exception:
             log.exception("could not deliver a message to group %s", name)
@@ -132,20 +125,23 @@ class SlicedShardConnection(RedisSingleShardConnection):
             log.warning("could not read a group message for direct delivery", exc_info=True)
             return None
 
-    async def _hand(self, channels, data: bytes, text: str) -> None:
-        """The text to each channel's sender; queued as usual for a channel without one."""
-        senders, found = self.channel_layer.direct, self.channel_layer.channels
-        for channel in channels:
+    async def _hand(self, channels, data: bytes, text: str | None) -> None:
+        """The message to these channels: its text to each one's sender when it is direct (`text`), else,
+        and for a channel without a sender, into its queue."""
+        if text is None:
+            self._put(channels, data)
+            return
+        senders, queued = self.channel_layer.direct, []
+        for channel in list(channels):
             send = senders.get(channel)
             if send is None:
-                queue = found.get(channel)
-                if queue is not None:
-                    queue.put_nowait(data)
+                queued.append(channel)
                 continue
             try:
                 await send(text)
             except Exception:
                 log.exception("could not hand a message to %s", channel)
+        self._put(queued, data)
 
     async def publish_many(self, items: list[tuple[str, bytes]]) -> None:
         """PUBLISH each (channel, message) in order, in one round trip (a pipeline without MULTI)."""

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from asgiref.sync import sync_to_async
 from autobahn.exception import Disconnected
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
@@ -80,8 +81,6 @@ async def test_a_socket_gets_a_sender_after_its_hello_and_loses_it_when_it_goes(
         team = TeamFactory(hunt=hunt)
         user = MembershipFactory(team=team, user__username="ann").user
         return hunt.pk, Token.objects.create(user=user).key
-
-    from asgiref.sync import sync_to_async
 
     hunt_id, token = await sync_to_async(world)()
     socket = WebsocketCommunicator(
