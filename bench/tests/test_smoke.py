@@ -5,11 +5,12 @@ redis-server and a throwaway PostgreSQL database, and stops and drops them all a
 """
 
 import copy
+import os
 from datetime import datetime
 
 import pytest
 
-from bench import probe, run
+from bench import probe, redis_parsers, run
 
 pytestmark = pytest.mark.bench
 
@@ -95,3 +96,16 @@ def test_the_report_names_the_error_frames_of_the_fixed_rate_run_with_a_message(
     assert 'Error frames the app sent in the fixed-rate run: invalid x3 ("Already solved").' in run.markdown(
         errored
     )
+
+
+def test_the_parser_comparison_reads_every_message_with_both_parsers(monkeypatch, capsys):
+    # bench.redis_parsers (fix 42): each round raises unless every published message arrives.
+    monkeypatch.setattr(redis_parsers, "URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    redis_parsers.main(["--rounds", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["pubsub", "python"],
+        ["pubsub", "hiredis"],
+        ["pipeline", "python"],
+        ["pipeline", "hiredis"],
+    ]
