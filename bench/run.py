@@ -161,20 +161,28 @@ def machine() -> dict:
     }
 
 
+BUSY = 0.8  # of a core: daphne working flat out (a full collection, a release), not settled
+
+
 async def settled_rss(pid: int, *, steady: float = 2.0, timeout: float = 15.0) -> int:
-    """daphne's RSS once it stops moving (readings 0.5 s apart within 0.5% of each other for `steady` s:
-    what the server does once idle, such as treasurehunt.memory's release, is done), or after `timeout`."""
+    """daphne's RSS once it stops moving and daphne is not working flat out (readings 0.5 s apart within
+    0.5% of each other for `steady` s, with under BUSY of a core between any two of them: what the server
+    does once idle, such as treasurehunt.memory's release, is done), or after `timeout`.
+
+    RSS alone is not enough: it stays put through a full collection, which took 1.7-2.5 s on a slow
+    machine (BENCHMARKS.md, stop 18), so a reading taken during the release looked settled."""
     deadline = time.monotonic() + timeout
-    last = rss_kb(pid)
-    since = time.monotonic()
+    last, cpu, at = rss_kb(pid), sum(process_cpu(pid)), time.monotonic()
+    since = at
     while time.monotonic() < deadline:
         await asyncio.sleep(0.5)
-        now = rss_kb(pid)
-        if abs(now - last) > last * 0.005:
-            since = time.monotonic()
-        elif time.monotonic() - since >= steady:
+        now, cpu_now, at_now = rss_kb(pid), sum(process_cpu(pid)), time.monotonic()
+        busy = (cpu_now - cpu) / max(at_now - at, 1e-9) >= BUSY
+        if busy or abs(now - last) > last * 0.005:
+            since = at_now
+        elif at_now - since >= steady:
             return now
-        last = now
+        last, cpu, at = now, cpu_now, at_now
     return last
 
 
