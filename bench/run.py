@@ -183,6 +183,7 @@ async def settled_rss(pid: int, *, steady: float = 2.0, timeout: float = 15.0) -
         elif at_now - since >= steady:
             return now
         last, cpu, at = now, cpu_now, at_now
+    print(f"daphne's RSS did not settle in {timeout:.0f} s: its last reading is used", file=sys.stderr)
     return last
 
 

@@ -1,14 +1,15 @@
 """Every Redis client of the app parses replies and pub/sub messages with hiredis (BENCHMARKS.md, fix 42).
 
 redis-py falls back to its pure-Python parser, without a word, when hiredis is not installed; these tests
-fail then. On this stack that parser cost 73 against 35 µs of CPU per pub/sub message and 226 against
-185 µs per pipeline of a guess's publish (`bench/redis_parsers.py`).
+fail then. Without hiredis a pub/sub message cost about twice the CPU, and a guess's publish pipeline a
+sixth more (`bench/redis_parsers.py`; figures in BENCHMARKS.md).
 """
 
 import asyncio
 
 import pytest
 from channels.layers import get_channel_layer
+from django.core.cache import caches
 from redis._parsers import _AsyncHiredisParser, _HiredisParser
 
 from treasurehunt.cache import RedisCache
@@ -16,8 +17,6 @@ from treasurehunt.cache import RedisCache
 
 @pytest.mark.integration
 def test_the_caches_connections_parse_with_hiredis():
-    from django.core.cache import caches
-
     cache = caches["default"]
     assert isinstance(cache, RedisCache)  # the integration tier's cache, as in production
     client = cache.client()  # the one client the cache and the hot paths share
