@@ -1,10 +1,12 @@
-"""The Redis cache gives up on a server that accepts connections but never answers (settings.CACHES)."""
+"""The Redis cache (settings.CACHES, treasurehunt/cache.py): it gives up on a server that accepts connections
+but never answers, keeps a counter's expiry through incr and decr, and parses replies with hiredis."""
 
 import threading
 
 import pytest
 import redis
 from django.conf import settings
+from redis._parsers import _HiredisParser
 
 from treasurehunt.cache import RedisCache
 
@@ -76,3 +78,19 @@ def test_a_key_expiring_during_incr_is_never_created_again_without_expiry(redis_
     monkeypatch.setattr(redis.Redis, "exists", exists_then_expire)
     assert cache.incr("counter") == 2
     assert cache.client().ttl(cache.make_and_validate_key("counter")) > 0
+
+
+@pytest.mark.integration
+def test_the_caches_connections_parse_with_hiredis(redis_default_cache):
+    # redis-py falls back to its Python parser, without a word, when hiredis is not installed: a pub/sub
+    # message then cost about twice the CPU, a guess's publish pipeline a sixth more (bench/redis_parsers.py,
+    # BENCHMARKS.md fix 42).
+    cache = redis_default_cache
+    client = cache.client()  # the one client the cache and the hot paths share
+    connection = client.connection_pool.get_connection()
+    try:
+        assert isinstance(connection._parser, _HiredisParser)
+    finally:
+        client.connection_pool.release(connection)
+    cache.set("counter", {"a": 1}, timeout=10)
+    assert cache.get("counter") == {"a": 1}  # and replies are read through it

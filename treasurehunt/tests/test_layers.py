@@ -17,6 +17,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.utils.module_loading import import_string
+from redis._parsers import _AsyncHiredisParser
 
 from treasurehunt import layers
 from treasurehunt.layers import PubSubChannelLayer, SlicedShardConnection
@@ -639,3 +640,19 @@ async def test_a_direct_sender_is_kept_only_for_a_channel_of_the_layer_and_forgo
     layer.set_direct(other, send)
     await layer.flush()
     assert layer._get_layer().direct == {}
+
+
+@pytest.mark.integration
+async def test_the_layers_connections_parse_with_hiredis(redis_layer):
+    # As the cache's (test_cache.py): without hiredis redis-py parses every group message in Python.
+    layer = redis_layer
+    shard = layer._get_layer()._get_shard("hunt")
+    shard._ensure_redis()
+    connection = await shard._redis.connection_pool.get_connection()
+    try:
+        assert isinstance(connection._parser, _AsyncHiredisParser)
+    finally:
+        await shard._redis.connection_pool.release(connection)
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "event.forward", "n": 1})  # read through the same parser
+    assert await asyncio.wait_for(layer.receive(channel), 5) == {"type": "event.forward", "n": 1}
