@@ -461,7 +461,9 @@ def test_beat_runs_the_scheduler_that_sleeps_until_an_entry_is_due(stack):
 
 def test_the_clocks_leaderboard_push_reaches_each_socket_of_a_large_group_once_and_they_go_on(stack):
     # More sockets than a group message is handed to at once: the push goes out in slices, straight to
-    # each socket that has had its hello (treasurehunt/layers.py, `direct`), not through its consumer.
+    # each socket that has had its hello (treasurehunt/layers.py, `direct`), not through its consumer. From
+    # outside daphne both ways look alike, so this checks what a client sees (each socket gets it once and
+    # goes on); tests/test_layers.py and hunts/tests/test_direct_push.py tell the direct way from the queue.
     stack.ensure("web1", "clock", "beat")
     hunt = make_hunt()
     factories.AnswerFactory(
