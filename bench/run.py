@@ -127,6 +127,32 @@ def process_cpu(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
+def stack_cpu(pids: dict[str, list[int]]) -> dict[str, dict[int, float]]:
+    """CPU seconds (user + system) of each process of the stack, by kind; a process gone is left out."""
+    found: dict[str, dict[int, float]] = {}
+    for kind, listed in pids.items():
+        found[kind] = {}
+        for pid in listed:
+            with suppress(OSError, IndexError, ValueError):
+                found[kind][pid] = sum(process_cpu(pid))
+    return found
+
+
+def cpu_by_kind(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
+    """CPU seconds each kind of process used between two readings of stack_cpu.
+
+    A process that started in between (a PostgreSQL backend) counts from zero; one that ended in between
+    is missing from the second reading, and what it used is lost (none end during a scenario: the pool
+    keeps its connections).
+    """
+    return {
+        kind: round(
+            sum(max(0.0, seconds - before.get(kind, {}).get(pid, 0.0)) for pid, seconds in now.items()), 3
+        )
+        for kind, now in after.items()
+    }
+
+
 def utilization(before: dict, after: dict, daphne: tuple[tuple, tuple]) -> dict:
     """Per core: the busy share over the interval; daphne: CPU seconds per second (and the system part)."""
     used = {
@@ -297,10 +323,29 @@ class Running:
     hunt: dict
     stack: Stack
     log_dir: Path
+    postmaster: int | None = None  # the machine's PostgreSQL and Redis, in production mode
+    redis_server: int | None = None
 
     @property
     def daphne_pid(self) -> int:
         return self.stack["web"].popen.pid
+
+    def server_pids(self) -> dict[str, list[int]]:
+        """The processes on the server core, by kind, as of now (PostgreSQL's backends come and go)."""
+        pids = {"daphne": [self.daphne_pid]}
+        if self.postmaster is not None:
+            pids["PostgreSQL"] = [self.postmaster, *_children(self.postmaster)]
+        if self.redis_server is not None:
+            pids["Redis"] = [self.redis_server]
+        celery = [
+            pid
+            for name in ("judge", "clock", "beat")
+            if self.stack.running(name)
+            for pid in group_pids(self.stack[name].popen.pid)
+        ]
+        if celery:
+            pids["Celery"] = celery
+        return pids
 
     def analyze_if_no_autovacuum(self) -> bool:
         """ANALYZE the run's database when its server runs without autovacuum; returns whether it did.
@@ -393,17 +438,25 @@ def stack_running(opts: Options, progress: Progress):
             stack.worker("judge", "judge,treasure,celery", concurrency=2)
             stack.worker("clock", "clock", concurrency=1)
             stack.beat()
+        services = (postmaster_pid(database_url), redis_pid(redis_url)) if opts.mode == "production" else None
         if opts.pin:
             for name in ("judge", "clock", "beat"):
                 if stack.running(name):
                     pinning.pin(group_pids(stack[name].popen.pid), SERVER_CORE)
-            if opts.mode == "production":
-                pinning.pin_tree(postmaster_pid(database_url), SERVER_CORE)
-                pinning.pin([redis_pid(redis_url)], SERVER_CORE)
+            if services:
+                pinning.pin_tree(services[0], SERVER_CORE)
+                pinning.pin([services[1]], SERVER_CORE)
             own = os.sched_getaffinity(0)
             os.sched_setaffinity(0, {CLIENT_CORE})
             cleanup.callback(os.sched_setaffinity, 0, own)
-        yield Running(base=f"http://127.0.0.1:{port}", hunt=hunt, stack=stack, log_dir=log_dir)
+        yield Running(
+            base=f"http://127.0.0.1:{port}",
+            hunt=hunt,
+            stack=stack,
+            log_dir=log_dir,
+            postmaster=services[0] if services else None,
+            redis_server=services[1] if services else None,
+        )
 
 
 def _redis_db(url: str, offset: int) -> str:
@@ -444,6 +497,7 @@ class Bench:
         """Load average around a scenario, and how busy each core and daphne were through it."""
         pid = self.running.daphne_pid
         start, cpu, daphne = loadavg(), cpu_times(), process_cpu(pid)
+        stack = stack_cpu(self.running.server_pids())
         try:
             yield
         finally:
@@ -451,6 +505,7 @@ class Bench:
                 "start": start,
                 "end": loadavg(),
                 "cpu": utilization(cpu, cpu_times(), (daphne, process_cpu(pid))),
+                "stack_cpu_s": cpu_by_kind(stack, stack_cpu(self.running.server_pids())),
             }
 
     async def quiet_server(self, *, below: float = 0.5, timeout: float = 60) -> float:
@@ -741,6 +796,13 @@ def _at_most(value, limit) -> bool:
     return value is not None and value <= limit
 
 
+def per_guess(load: dict | None, sent: int) -> dict[str, float] | None:
+    """Milliseconds of CPU per guess sent, by kind of process on the server core, from a scenario's load."""
+    if not load or not load.get("stack_cpu_s") or not sent:
+        return None
+    return {kind: round(seconds * 1000 / sent, 2) for kind, seconds in load["stack_cpu_s"].items()}
+
+
 def figures(result: dict) -> list[dict]:
     """The rows of the table: each figure, its baseline, their ratio, the target and the load meanwhile."""
     s, opts, loads = result["scenarios"], result["options"], result["load"]
@@ -796,6 +858,19 @@ def figures(result: dict) -> list[dict]:
             "guesses app",
             ratio="",
         )
+        split_a, split_b = (
+            per_guess(loads.get(f"guesses {k}"), f["sent"]) for k, f in (("app", fa), ("bare", fb))
+        )
+        if split_a and split_b:
+            row(
+                f"server core's CPU per guess at {rate:g}/s, its pings and the clock included (ms; bare: per "
+                "message)",
+                round(sum(split_a.values()), 2),
+                round(sum(split_b.values()), 2),
+                "",
+                None,
+                "guesses app",
+            )
         if app["sustained"] and bare["sustained"]:
             ratio = _ratio(app["sustained"]["per_s"], bare["sustained"]["per_s"])
             row(
@@ -920,6 +995,16 @@ def markdown(result: dict) -> str:
             )
             lines.append(f"- {kind}: {text}")
     if guesses:
+        splits = {
+            kind: per_guess(result["load"].get(f"guesses {kind}"), guesses[kind]["fixed"]["sent"])
+            for kind in ("app", "bare")
+        }
+        if all(splits.values()):
+            text = "; ".join(
+                f"{kind} " + ", ".join(f"{name} {ms}" for name, ms in split.items())
+                for kind, split in splits.items()
+            )
+            lines += ["", f"Server core's CPU per guess in the fixed-rate run, by process (ms): {text}."]
         fixed = guesses["app"]["fixed"]
         if fixed.get("error_frames"):
             messages = fixed.get("error_messages", {})

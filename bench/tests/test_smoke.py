@@ -68,8 +68,19 @@ def test_http_guesses_and_the_bare_view_answer_every_request(result):
 
 def test_the_report_has_every_figure_with_its_baseline(result):
     figures = [row["figure"] for row in result["figures"]]
-    assert len(figures) == 13
+    assert len(figures) == 14
     assert all(row["bare"] is not None for row in result["figures"])
+
+
+def test_the_server_cores_cpu_per_guess_is_read_from_every_process_of_the_stack(result):
+    # Which processes were read, not how much they used (a count of clock ticks, and no times are asserted).
+    for kind in ("app", "bare"):
+        used = result["load"][f"guesses {kind}"]["stack_cpu_s"]
+        assert set(used) == {"daphne", "PostgreSQL", "Redis", "Celery"}, kind
+        assert all(seconds >= 0 for seconds in used.values()), kind
+    assert "Server core's CPU per guess in the fixed-rate run, by process (ms): app daphne " in run.markdown(
+        result
+    )
 
 
 def test_the_machine_probe_reached_both_servers_and_heads_the_report(result):
