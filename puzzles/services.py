@@ -75,13 +75,24 @@ def _require_running(hunt: Hunt, now: datetime) -> None:
 
 
 def _log_judged(guess: Guess, puzzle_slug: str) -> None:
-    log.info(
-        "guess %s judged %s (team %s, puzzle %s)",
-        guess.pk,
-        guess.status,
-        guess.team_id,
-        puzzle_slug,
-        extra={"guess_id": guess.pk, "team_id": guess.team_id, "puzzle": puzzle_slug, "status": guess.status},
+    """Log the verdict once its transaction commits: a guess rolled back after judging was never judged,
+    and the line is not written while the team's row is locked. Called at the events' flush, so that the
+    verdict's push goes out first."""
+    after_commit(
+        functools.partial(
+            log.info,
+            "guess %s judged %s (team %s, puzzle %s)",
+            guess.pk,
+            guess.status,
+            guess.team_id,
+            puzzle_slug,
+            extra={
+                "guess_id": guess.pk,
+                "team_id": guess.team_id,
+                "puzzle": puzzle_slug,
+                "status": guess.status,
+            },
+        )
     )
 
 
@@ -318,8 +329,8 @@ def submit_guess(
             hotsql.insert([guess])
         data = {"guess": guess_data(guess, puzzle_slug=puzzle.slug, username=_username(user))}
         if status:
-            _log_judged(guess, puzzle.slug)
             events.team(team, "guess.judged", data, staff=True)
+            events.after_flush(functools.partial(_log_judged, guess, puzzle.slug))
             if status == Guess.Status.CORRECT:
                 _record_solve(team=team, puzzle=puzzle, guess=guess, answers=answers, now=now, events=events)
         else:
@@ -445,8 +456,8 @@ def judge_guess(*, guess_id: int) -> Guess | None:
     guess.status, guess.response = checkers.judge(answers, guess.text)
     guess.judged_at = now
     guess.save(update_fields=["status", "response", "judged_at"])
-    _log_judged(guess, guess.puzzle.slug)
     events = EventLog(team.hunt)
+    events.after_flush(functools.partial(_log_judged, guess, guess.puzzle.slug))
     events.team(
         team,
         "guess.judged",

@@ -4,7 +4,9 @@ import json
 import logging
 
 import pytest
+from django.db import transaction
 
+from puzzles.models import Guess
 from puzzles.services import submit_guess
 from treasurehunt.request_log import JsonFormatter, RequestIdFilter, request_id
 
@@ -31,13 +33,19 @@ def test_the_request_line_is_logged_with_its_id(client, caplog):
     assert record.request_id == "-"
 
 
-def test_a_judged_guess_is_one_json_line_with_its_guess_id_and_request_id(factories, caplog):
+def test_a_judged_guess_is_one_json_line_with_its_guess_id_and_request_id(
+    factories, caplog, django_capture_on_commit_callbacks
+):
     puzzle = factories.PuzzleFactory(slug="lighthouse")
     factories.AnswerFactory(puzzle=puzzle, parameters={"value": "BEAM"})
     member = factories.MembershipFactory(team__hunt=puzzle.hunt)
     token = request_id.set("req-7")
     try:
-        with caplog.at_level(logging.INFO, logger="puzzles.services"):
+        # Logged once the guess is committed.
+        with (
+            caplog.at_level(logging.INFO, logger="puzzles.services"),
+            django_capture_on_commit_callbacks(execute=True),
+        ):
             guess, _ = submit_guess(team=member.team, user=member.user, puzzle_slug="lighthouse", text="beam")
         record = next(r for r in caplog.records if r.name == "puzzles.services")
         RequestIdFilter().filter(record)
@@ -47,3 +55,22 @@ def test_a_judged_guess_is_one_json_line_with_its_guess_id_and_request_id(factor
     line = json.loads(JsonFormatter().format(record))
     assert (line["guess_id"], line["status"], line["request_id"]) == (guess.pk, "correct", "req-7")
     assert line["level"] == "INFO" and line["message"].startswith(f"guess {guess.pk} judged correct")
+
+
+def test_a_verdict_rolled_back_with_its_guess_is_never_logged(
+    factories, caplog, django_capture_on_commit_callbacks
+):
+    puzzle = factories.PuzzleFactory(slug="lighthouse")
+    factories.AnswerFactory(puzzle=puzzle, parameters={"value": "BEAM"})
+    member = factories.MembershipFactory(team__hunt=puzzle.hunt)
+    with caplog.at_level(logging.INFO, logger="puzzles.services"):
+        with (
+            django_capture_on_commit_callbacks(execute=True),
+            pytest.raises(RuntimeError),
+            transaction.atomic(),
+        ):
+            submit_guess(team=member.team, user=member.user, puzzle_slug="lighthouse", text="beam")
+            raise RuntimeError("the transaction fails after the verdict")
+        submit_guess(team=member.team, user=member.user, puzzle_slug="lighthouse", text="lamp")  # uncommitted
+    assert not Guess.objects.filter(text="beam").exists()
+    assert not [record for record in caplog.records if record.name == "puzzles.services"]
