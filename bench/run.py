@@ -127,29 +127,42 @@ def process_cpu(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
+def cpu_with_children(pid: int) -> float:
+    """CPU seconds (user + system) of a process and of its children that ended and were waited for."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
+
+
 def stack_cpu(pids: dict[str, list[int]]) -> dict[str, dict[int, float]]:
-    """CPU seconds (user + system) of each process of the stack, by kind; a process gone is left out."""
+    """CPU seconds of each process of the stack (with its ended children's), by kind; one gone is left out."""
     found: dict[str, dict[int, float]] = {}
     for kind, listed in pids.items():
         found[kind] = {}
         for pid in listed:
             with suppress(OSError, IndexError, ValueError):
-                found[kind][pid] = sum(process_cpu(pid))
+                found[kind][pid] = cpu_with_children(pid)
     return found
 
 
 def cpu_by_kind(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
     """CPU seconds each kind of process used between two readings of stack_cpu.
 
-    A process that started in between (a PostgreSQL backend) counts from zero; one that ended in between
-    is missing from the second reading, and what it used is lost (none end during a scenario: the pool
-    keeps its connections).
+    A process that started in between (a PostgreSQL backend) counts from zero. One that ended in between
+    (a backend closed by the pool, an autovacuum worker) is missing from the second reading, and its
+    parent, read too (the postmaster, a Celery worker's main process), has its time among its children's
+    once it has waited for it: the sums before and after stay comparable.
     """
     return {
-        kind: round(
-            sum(max(0.0, seconds - before.get(kind, {}).get(pid, 0.0)) for pid, seconds in now.items()), 3
-        )
+        kind: round(max(0.0, sum(now.values()) - sum(before.get(kind, {}).values())), 3)
         for kind, now in after.items()
+    }
+
+
+def stack_load(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict:
+    """A scenario's CPU by kind of process, and how many processes of each kind were read at its end."""
+    return {
+        "stack_cpu_s": cpu_by_kind(before, after),
+        "stack_processes": {k: len(v) for k, v in after.items()},
     }
 
 
@@ -263,6 +276,27 @@ def _children(pid: int) -> list[int]:
 
 def redis_pid(redis_url: str) -> int:
     return int(redis.Redis.from_url(redis_url).info("server")["process_id"])
+
+
+def local_services(database_url: str, redis_url: str, *, required: bool) -> tuple[int | None, int | None]:
+    """The PostgreSQL postmaster's and redis-server's pids on this machine.
+
+    Pinning needs both (`required`: an error goes on as it is). Otherwise one that cannot be found here (a
+    server elsewhere or in a container, a database user who may not read the server's settings) is None,
+    and the CPU per guess leaves it out.
+    """
+    found: list[int | None] = []
+    for read, url, name in ((postmaster_pid, database_url, "postgres"), (redis_pid, redis_url, "redis")):
+        try:
+            pid = read(url)
+            if name not in Path(f"/proc/{pid}/comm").read_text():
+                raise LookupError(f"process {pid} is not {name} on this machine")
+            found.append(pid)
+        except Exception:
+            if required:
+                raise
+            found.append(None)
+    return found[0], found[1]
 
 
 def group_pids(pgid: int) -> list[int]:
@@ -438,7 +472,9 @@ def stack_running(opts: Options, progress: Progress):
             stack.worker("judge", "judge,treasure,celery", concurrency=2)
             stack.worker("clock", "clock", concurrency=1)
             stack.beat()
-        services = (postmaster_pid(database_url), redis_pid(redis_url)) if opts.mode == "production" else None
+        services = None
+        if opts.mode == "production":  # pinned below; read for the CPU per guess where they can be found here
+            services = local_services(database_url, redis_url, required=opts.pin)
         if opts.pin:
             for name in ("judge", "clock", "beat"):
                 if stack.running(name):
@@ -505,7 +541,7 @@ class Bench:
                 "start": start,
                 "end": loadavg(),
                 "cpu": utilization(cpu, cpu_times(), (daphne, process_cpu(pid))),
-                "stack_cpu_s": cpu_by_kind(stack, stack_cpu(self.running.server_pids())),
+                **stack_load(stack, stack_cpu(self.running.server_pids())),
             }
 
     async def quiet_server(self, *, below: float = 0.5, timeout: float = 60) -> float:
@@ -797,10 +833,15 @@ def _at_most(value, limit) -> bool:
 
 
 def per_guess(load: dict | None, sent: int) -> dict[str, float] | None:
-    """Milliseconds of CPU per guess sent, by kind of process on the server core, from a scenario's load."""
+    """Milliseconds of CPU per guess sent, by kind of process on the server core, from a scenario's load
+    ("total": all of them), rounded to hundredths."""
     if not load or not load.get("stack_cpu_s") or not sent:
         return None
-    return {kind: round(seconds * 1000 / sent, 2) for kind, seconds in load["stack_cpu_s"].items()}
+    used = load["stack_cpu_s"]
+    return {
+        **{kind: round(seconds * 1000 / sent, 2) for kind, seconds in used.items()},
+        "total": round(sum(used.values()) * 1000 / sent, 2),
+    }
 
 
 def figures(result: dict) -> list[dict]:
@@ -865,8 +906,8 @@ def figures(result: dict) -> list[dict]:
             row(
                 f"server core's CPU per guess at {rate:g}/s, its pings and the clock included (ms; bare: per "
                 "message)",
-                round(sum(split_a.values()), 2),
-                round(sum(split_b.values()), 2),
+                split_a["total"],
+                split_b["total"],
                 "",
                 None,
                 "guesses app",
@@ -1001,7 +1042,7 @@ def markdown(result: dict) -> str:
         }
         if all(splits.values()):
             text = "; ".join(
-                f"{kind} " + ", ".join(f"{name} {ms}" for name, ms in split.items())
+                f"{kind} " + ", ".join(f"{name} {ms}" for name, ms in split.items() if name != "total")
                 for kind, split in splits.items()
             )
             lines += ["", f"Server core's CPU per guess in the fixed-rate run, by process (ms): {text}."]

@@ -1,14 +1,40 @@
 """bench.run's server-core CPU per guess, by process: how it reads the processes and what the report says."""
 
 import os
+import subprocess
+import sys
+
+import pytest
 
 from bench import run
 
 
-def test_a_process_started_in_between_counts_from_zero_and_one_gone_is_left_out():
+def test_a_process_started_in_between_counts_from_zero_and_one_ended_counts_in_its_parent():
     before = {"daphne": {10: 5.0}, "PostgreSQL": {20: 1.0, 21: 2.0}}
-    after = {"daphne": {10: 7.5}, "PostgreSQL": {20: 1.5, 22: 0.25}}  # 21 ended, 22 is a new backend
+    # Backend 21 used 0.5 s more and ended; the postmaster (20) waited for it, so its children's time grew
+    # by the backend's 2.5 s in all. Backend 22 started in between and used 0.25 s.
+    after = {"daphne": {10: 7.5}, "PostgreSQL": {20: 3.5, 22: 0.25}}
     assert run.cpu_by_kind(before, after) == {"daphne": 2.5, "PostgreSQL": 0.75}
+
+
+def test_a_childs_time_joins_its_parents_once_waited_for():
+    before = run.cpu_with_children(os.getpid())
+    child = subprocess.run(
+        [sys.executable, "-c", "import time\nwhile time.process_time() < 0.3: pass"], check=True, timeout=60
+    )
+    assert child.returncode == 0
+    assert run.cpu_with_children(os.getpid()) - before >= 0.25  # the child's 0.3 s of CPU, in clock ticks
+
+
+def test_services_that_cannot_be_found_here_are_left_out_unless_pinning_needs_them(monkeypatch):
+    nowhere = ("postgres://nobody@127.0.0.1:1/none", "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    assert run.local_services(*nowhere, required=False) == (None, None)
+    with pytest.raises(Exception):  # noqa: B017 (whichever error the first lookup meets goes on)
+        run.local_services(*nowhere, required=True)
+    # A pid that is not the server's process (a server in a container answers with its own namespace's).
+    monkeypatch.setattr(run, "postmaster_pid", lambda url: os.getpid())
+    monkeypatch.setattr(run, "redis_pid", lambda url: os.getpid())
+    assert run.local_services(*nowhere, required=False) == (None, None)
 
 
 def test_the_stack_is_read_from_proc_and_a_process_that_is_gone_is_skipped():

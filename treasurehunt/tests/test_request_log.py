@@ -6,6 +6,8 @@ import logging
 import pytest
 from django.db import transaction
 
+from hunts import events
+from puzzles import services
 from puzzles.models import Guess
 from puzzles.services import submit_guess
 from treasurehunt.request_log import JsonFormatter, RequestIdFilter, request_id
@@ -47,7 +49,7 @@ def test_a_judged_guess_is_one_json_line_with_its_guess_id_and_request_id(
             django_capture_on_commit_callbacks(execute=True),
         ):
             guess, _ = submit_guess(team=member.team, user=member.user, puzzle_slug="lighthouse", text="beam")
-        record = next(r for r in caplog.records if r.name == "puzzles.services")
+        [record] = [r for r in caplog.records if r.name == "puzzles.services"]
         RequestIdFilter().filter(record)
     finally:
         request_id.reset(token)
@@ -74,3 +76,36 @@ def test_a_verdict_rolled_back_with_its_guess_is_never_logged(
         submit_guess(team=member.team, user=member.user, puzzle_slug="lighthouse", text="lamp")  # uncommitted
     assert not Guess.objects.filter(text="beam").exists()
     assert not [record for record in caplog.records if record.name == "puzzles.services"]
+
+
+def test_the_verdicts_line_is_written_once_after_its_push(
+    factories, monkeypatch, django_capture_on_commit_callbacks
+):
+    puzzle = factories.PuzzleFactory(slug="lighthouse")
+    factories.AnswerFactory(puzzle=puzzle, parameters={"value": "BEAM"})
+    member = factories.MembershipFactory(team__hunt=puzzle.hunt)
+    done = []
+    monkeypatch.setattr(events, "publish", lambda *args, **kwargs: done.append("push"))
+    monkeypatch.setattr(services.log, "info", lambda *args, **kwargs: done.append("log"))
+    with django_capture_on_commit_callbacks(execute=True):
+        submit_guess(team=member.team, user=member.user, puzzle_slug="lighthouse", text="lamp")
+        assert done == []  # nothing before the commit
+    assert done == ["push", "log"]
+
+
+def test_a_verdict_of_the_judge_is_logged_once_on_commit(
+    factories, caplog, django_capture_on_commit_callbacks
+):
+    puzzle = factories.PuzzleFactory(slug="wreck", all_exact=False)
+    factories.AnswerFactory(puzzle=puzzle, kind="regex", parameters={"pattern": "WRECK-[0-9]{3}"})
+    member = factories.MembershipFactory(team__hunt=puzzle.hunt)
+    guess, _ = submit_guess(team=member.team, user=member.user, puzzle_slug="wreck", text="wreck-042")
+    assert guess.status == Guess.Status.PENDING
+    with caplog.at_level(logging.INFO, logger="puzzles.services"):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.judge_guess(guess_id=guess.pk)
+            assert not caplog.records  # judged, not yet committed
+        with django_capture_on_commit_callbacks(execute=True):
+            services.judge_guess(guess_id=guess.pk)  # judged already: changes nothing, logs nothing
+    [record] = [r for r in caplog.records if r.name == "puzzles.services"]
+    assert (record.guess_id, record.status) == (guess.pk, "correct")
