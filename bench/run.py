@@ -120,17 +120,15 @@ def cpu_times() -> dict:
     return {"cores": cores, "at": time.monotonic()}
 
 
-def process_cpu(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of a process."""
+def process_cpu(pid: int, *, children: bool = False) -> tuple[float, float]:
+    """User and system CPU seconds of a process; with `children`, those of its children that ended and
+    were waited for are added (utime + cutime, stime + cstime)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
-
-
-def cpu_with_children(pid: int) -> float:
-    """CPU seconds (user + system) of a process and of its children that ended and were waited for."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
+    user, system = int(fields[11]), int(fields[12])
+    if children:
+        user, system = user + int(fields[13]), system + int(fields[14])
+    return user / tick, system / tick
 
 
 def stack_cpu(pids: dict[str, list[int]]) -> dict[str, dict[int, float]]:
@@ -140,7 +138,7 @@ def stack_cpu(pids: dict[str, list[int]]) -> dict[str, dict[int, float]]:
         found[kind] = {}
         for pid in listed:
             with suppress(OSError, IndexError, ValueError):
-                found[kind][pid] = cpu_with_children(pid)
+                found[kind][pid] = sum(process_cpu(pid, children=True))
     return found
 
 
@@ -249,7 +247,7 @@ class Pinning:
 
     def pin_tree(self, root: int, core: int) -> None:
         self.trees.append(root)
-        self.pin([root, *_children(root)], core)
+        self.pin(tree(root), core)
 
     def restore(self) -> None:
         masks = dict(self.saved)
@@ -302,6 +300,21 @@ def local_services(database_url: str, redis_url: str, *, required: bool) -> tupl
 def group_pids(pgid: int) -> list[int]:
     found = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True).stdout.split()
     return [int(p) for p in found]
+
+
+def tree(root: int) -> list[int]:
+    """A process and its children of the moment (the postmaster and its backends)."""
+    return [root, *_children(root)]
+
+
+def celery_pids(stack: Stack) -> list[int]:
+    """Every process of the Celery judge and clock workers and beat that run."""
+    return [
+        pid
+        for name in ("judge", "clock", "beat")
+        if stack.running(name)
+        for pid in group_pids(stack[name].popen.pid)
+    ]
 
 
 # --- Database and stack ------------------------------------------------------------------------------------
@@ -368,16 +381,10 @@ class Running:
         """The processes on the server core, by kind, as of now (PostgreSQL's backends come and go)."""
         pids = {"daphne": [self.daphne_pid]}
         if self.postmaster is not None:
-            pids["PostgreSQL"] = [self.postmaster, *_children(self.postmaster)]
+            pids["PostgreSQL"] = tree(self.postmaster)
         if self.redis_server is not None:
             pids["Redis"] = [self.redis_server]
-        celery = [
-            pid
-            for name in ("judge", "clock", "beat")
-            if self.stack.running(name)
-            for pid in group_pids(self.stack[name].popen.pid)
-        ]
-        if celery:
+        if celery := celery_pids(self.stack):
             pids["Celery"] = celery
         return pids
 
@@ -476,9 +483,7 @@ def stack_running(opts: Options, progress: Progress):
         if opts.mode == "production":  # pinned below; read for the CPU per guess where they can be found here
             services = local_services(database_url, redis_url, required=opts.pin)
         if opts.pin:
-            for name in ("judge", "clock", "beat"):
-                if stack.running(name):
-                    pinning.pin(group_pids(stack[name].popen.pid), SERVER_CORE)
+            pinning.pin(celery_pids(stack), SERVER_CORE)
             if services:
                 pinning.pin_tree(services[0], SERVER_CORE)
                 pinning.pin([services[1]], SERVER_CORE)
@@ -844,6 +849,18 @@ def per_guess(load: dict | None, sent: int) -> dict[str, float] | None:
     }
 
 
+def guess_cpu(result: dict) -> dict[str, dict[str, float]] | None:
+    """The fixed-rate runs' CPU per guess (app) and per message (bare), when both were read."""
+    guesses = result["scenarios"].get("guesses")
+    if not guesses:
+        return None
+    splits = {
+        kind: per_guess(result["load"].get(f"guesses {kind}"), guesses[kind]["fixed"]["sent"])
+        for kind in ("app", "bare")
+    }
+    return splits if all(splits.values()) else None
+
+
 def figures(result: dict) -> list[dict]:
     """The rows of the table: each figure, its baseline, their ratio, the target and the load meanwhile."""
     s, opts, loads = result["scenarios"], result["options"], result["load"]
@@ -899,15 +916,12 @@ def figures(result: dict) -> list[dict]:
             "guesses app",
             ratio="",
         )
-        split_a, split_b = (
-            per_guess(loads.get(f"guesses {k}"), f["sent"]) for k, f in (("app", fa), ("bare", fb))
-        )
-        if split_a and split_b:
+        if splits := guess_cpu(result):
             row(
                 f"server core's CPU per guess at {rate:g}/s, its pings and the clock included (ms; bare: per "
                 "message)",
-                split_a["total"],
-                split_b["total"],
+                splits["app"]["total"],
+                splits["bare"]["total"],
                 "",
                 None,
                 "guesses app",
@@ -1036,11 +1050,7 @@ def markdown(result: dict) -> str:
             )
             lines.append(f"- {kind}: {text}")
     if guesses:
-        splits = {
-            kind: per_guess(result["load"].get(f"guesses {kind}"), guesses[kind]["fixed"]["sent"])
-            for kind in ("app", "bare")
-        }
-        if all(splits.values()):
+        if splits := guess_cpu(result):
             text = "; ".join(
                 f"{kind} " + ", ".join(f"{name} {ms}" for name, ms in split.items() if name != "total")
                 for kind, split in splits.items()
