@@ -74,26 +74,25 @@ def _require_running(hunt: Hunt, now: datetime) -> None:
         raise PermissionDenied(f"The hunt ended at {hunt.ends_at:%Y-%m-%d %H:%M} UTC.")
 
 
-def _log_judged(guess: Guess, puzzle_slug: str) -> None:
-    """Log the verdict once its transaction commits: a guess rolled back after judging was never judged,
-    and the line is not written while the team's row is locked. Called at the events' flush, so that the
-    verdict's push goes out first."""
-    after_commit(
-        functools.partial(
-            log.info,
-            "guess %s judged %s (team %s, puzzle %s)",
-            guess.pk,
-            guess.status,
-            guess.team_id,
-            puzzle_slug,
-            extra={
-                "guess_id": guess.pk,
-                "team_id": guess.team_id,
-                "puzzle": puzzle_slug,
-                "status": guess.status,
-            },
-        )
+def _log_judged(events: EventLog, guess: Guess, puzzle_slug: str) -> None:
+    """Log the verdict once its transaction commits, after the push of `events` (registered at their
+    flush): a guess rolled back after judging was never judged, and the line is not written while the
+    team's row is locked."""
+    log_line = functools.partial(
+        log.info,
+        "guess %s judged %s (team %s, puzzle %s)",
+        guess.pk,
+        guess.status,
+        guess.team_id,
+        puzzle_slug,
+        extra={
+            "guess_id": guess.pk,
+            "team_id": guess.team_id,
+            "puzzle": puzzle_slug,
+            "status": guess.status,
+        },
     )
+    events.after_flush(lambda: after_commit(log_line))
 
 
 def unlocked_puzzle(*, team: Team, slug: str, now: datetime | None = None) -> Puzzle:
@@ -330,7 +329,7 @@ def submit_guess(
         data = {"guess": guess_data(guess, puzzle_slug=puzzle.slug, username=_username(user))}
         if status:
             events.team(team, "guess.judged", data, staff=True)
-            events.after_flush(functools.partial(_log_judged, guess, puzzle.slug))
+            _log_judged(events, guess, puzzle.slug)
             if status == Guess.Status.CORRECT:
                 _record_solve(team=team, puzzle=puzzle, guess=guess, answers=answers, now=now, events=events)
         else:
@@ -457,7 +456,7 @@ def judge_guess(*, guess_id: int) -> Guess | None:
     guess.judged_at = now
     guess.save(update_fields=["status", "response", "judged_at"])
     events = EventLog(team.hunt)
-    events.after_flush(functools.partial(_log_judged, guess, guess.puzzle.slug))
+    _log_judged(events, guess, guess.puzzle.slug)
     events.team(
         team,
         "guess.judged",
