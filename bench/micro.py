@@ -5,7 +5,9 @@
 Runs the app's ASGI application in-process (channels' WebsocketCommunicator) against PostgreSQL and
 Redis with the production settings: a fresh database `th_micro` (from BENCH_DATABASE_URL, default the
 machine's PostgreSQL) and Redis databases 4 and 5. For each operation it reports this process's CPU
-(time.process_time: Python, not PostgreSQL or Redis) and wall time per operation:
+(time.process_time: Python), the PostgreSQL and Redis servers' CPU (every process of the machine's
+postmaster and redis-server, read from /proc as `bench.run` reads them; left out where they run
+elsewhere) and wall time per operation:
 
 - connect: open a socket and read its hello (token auth, membership, groups, heads, presence);
 - guess: a wrong `guess.submit` over an open socket until its `guess.judged` (the 3 teammates offline);
@@ -81,9 +83,23 @@ async def drain(comm, until: str, *, frame_id: str | None = None, timeout: float
             return frame
 
 
+def servers() -> dict[str, list[int]]:
+    """The PostgreSQL postmaster with its children of the moment and redis-server, where found here."""
+    from bench.run import local_services, tree
+
+    urls = os.environ["DATABASE_URL"], os.environ["REDIS_URL"]
+    postgres, redis_server = local_services(*urls, required=False)
+    return {
+        name: tree(pid) if name == "PostgreSQL" else [pid]
+        for name, pid in (("PostgreSQL", postgres), ("Redis", redis_server))
+        if pid is not None
+    }
+
+
 class Timer:
-    """This process's CPU and wall time through the block, per operation; profiled with pyinstrument
-    (threads not followed: the sync work in the thread pool shows as waiting) when `profile` is set."""
+    """This process's CPU, the servers' CPU and wall time through the block, per operation; profiled with
+    pyinstrument (threads not followed: the sync work in the thread pool shows as waiting) when `profile`
+    is set."""
 
     def __init__(self, ops: int, *, profile: bool = False):
         self.ops, self.profiler = ops, None
@@ -95,18 +111,26 @@ class Timer:
     def __enter__(self):
         if self.profiler is not None:
             self.profiler.start()
+        from bench.run import stack_cpu
+
+        self._servers = stack_cpu(servers())
         self._cpu, self._wall = time.process_time(), time.perf_counter()
         return self
 
     def __exit__(self, *exc):
+        from bench.run import cpu_by_kind, stack_cpu
+
         self.cpu_ms = 1000 * (time.process_time() - self._cpu) / self.ops
         self.wall_ms = 1000 * (time.perf_counter() - self._wall) / self.ops
+        used = cpu_by_kind(self._servers, stack_cpu(servers()))
+        self.server_ms = {name: 1000 * seconds / self.ops for name, seconds in used.items()}
         if self.profiler is not None:
             self.profiler.stop()
             print(self.profiler.output_text(unicode=False, color=False, show_all=False), file=sys.stderr)
 
     def figures(self) -> dict:
-        return {"cpu_ms": self.cpu_ms, "wall_ms": self.wall_ms}
+        servers = {f"{name.lower()}_ms": ms for name, ms in self.server_ms.items()}
+        return {"cpu_ms": self.cpu_ms, **servers, "wall_ms": self.wall_ms}
 
 
 async def skip_pending(socks) -> None:
@@ -222,7 +246,12 @@ def main(argv: list[str] | None = None) -> None:
     results = asyncio.run(measuring(hunt, args.ops, args.profile))
     print(json.dumps({op: {k: round(v, 3) for k, v in f.items()} for op, f in results.items()}))
     for op, figures in results.items():
-        print(f"{op:8} cpu {figures['cpu_ms']:7.3f} ms/op   wall {figures['wall_ms']:7.3f} ms/op")
+        servers = "".join(
+            f"   {name} {figures[key]:6.3f}"
+            for name, key in (("PostgreSQL", "postgresql_ms"), ("Redis", "redis_ms"))
+            if key in figures
+        )
+        print(f"{op:8} cpu {figures['cpu_ms']:7.3f} ms/op{servers}   wall {figures['wall_ms']:7.3f} ms/op")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -113,3 +114,18 @@ def test_without_the_processes_readings_the_report_leaves_the_figure_out():
     result["figures"] = run.figures(result)
     assert not [r for r in result["figures"] if r["figure"].startswith("server core's CPU")]
     assert "Server core's CPU per guess" not in run.markdown(result)
+
+
+def test_the_micro_bench_counts_the_servers_cpu_per_operation(monkeypatch):
+    from bench import micro
+
+    # A "server" that is this process: the CPU the block burns is the server's, divided by the operations.
+    monkeypatch.setattr(micro, "servers", lambda: {"PostgreSQL": [os.getpid()], "Redis": []})
+    with micro.Timer(10) as timer:
+        start = time.process_time()
+        while time.process_time() - start < 0.3:
+            pass
+    figures = timer.figures()
+    assert set(figures) == {"cpu_ms", "postgresql_ms", "redis_ms", "wall_ms"}
+    assert figures["postgresql_ms"] >= 25  # 0.3 s over 10 operations, read in clock ticks
+    assert figures["redis_ms"] == 0
