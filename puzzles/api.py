@@ -83,7 +83,7 @@ class PuzzleDetailView(HuntScoped, APIView):
         found.hint_rows = selectors.hints_for(team=team, puzzle=found, unlocked_at=found.unlocked_at)
         found.errata_rows = list(selectors.errata_of([found.pk]))
         found.final_answer = (
-            selectors.final_answer(found) if found.solved_at is not None or published else None
+            selectors.final_answer(found, team) if found.solved_at is not None or published else None
         )
         found.solution_html = render_markdown(found.solution) if published and found.solution else None
         return Response(PuzzleDetailSerializer(found).data)

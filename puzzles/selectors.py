@@ -20,6 +20,7 @@ from hunts.errors import NotFound
 from hunts.models import Hunt, Team
 
 from .models import (
+    Answer,
     Erratum,
     Guess,
     Hint,
@@ -90,10 +91,21 @@ def hints_for(
     return rows
 
 
-def final_answer(puzzle: Puzzle) -> str | None:
-    """The display of the puzzle's first final answer (show it only to teams that solved the puzzle)."""
+def final_answer(puzzle: Puzzle, team: Team | None = None) -> str | None:
+    """The puzzle's first final answer as shown to this team (show it only to teams that solved the puzzle,
+    or once solutions are published): for a regex answer, the text the team solved with (Answer.shown)."""
     answer = puzzle.answers.filter(final=True).order_by("order", "id").first()
-    return answer.display if answer else None
+    if answer is None:
+        return None
+    solved_with = None
+    if answer.kind == Answer.Kind.REGEX and team is not None:
+        solved_with = (
+            Guess.objects.filter(team=team, puzzle=puzzle, status=Guess.Status.CORRECT)
+            .order_by("created_at", "id")
+            .values_list("text", flat=True)
+            .first()
+        )
+    return answer.shown(solved_with)
 
 
 def errata_of(puzzle_ids: list[int]) -> QuerySet[Erratum]:

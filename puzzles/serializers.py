@@ -65,7 +65,8 @@ class PuzzleDetailSerializer(PuzzleSerializer):
     answer = serializers.CharField(
         source="final_answer",
         required=False,
-        help_text="Present once solved, and for everyone after the end.",
+        help_text="Present once solved, and for everyone after the end. For a puzzle whose answer is a "
+        "pattern, the text the team solved with (the pattern for a team that did not solve it).",
     )
     solution = serializers.CharField(
         source="solution_html",

@@ -506,7 +506,7 @@ def _record_solve(
         {
             "puzzle": {"slug": puzzle.slug, "title": puzzle.title},
             "points": points,
-            "answer": final.display if final else guess.text,
+            "answer": final.shown(guess.text) if final else guess.text,
             "by": _username(guess.user),
         },
     )

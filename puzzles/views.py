@@ -48,7 +48,7 @@ def _puzzle_context(hunt, team, slug: str, *, guess_form=None, request_form=None
         "team": team,
         "nav": "home",
         "puzzle": puzzle,
-        "answer": final_answer(puzzle) if puzzle.solved_at or published else None,
+        "answer": final_answer(puzzle, team) if puzzle.solved_at or published else None,
         "published": published,
         "errata": list(errata_of([puzzle.pk])),
         "guesses": guesses,

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from hunts.models import Event
 from puzzles import services
 from puzzles.models import Answer, Guess, HintUnlock, TreasureFind
 from testing.api import client_of
@@ -487,3 +488,16 @@ def test_the_puzzles_list_runs_a_constant_number_of_queries(
     with django_assert_num_queries(3):  # token with the hunt and the caller's team, count, page
         response = client.get(f"{H}/puzzles/")
     assert response.json()["count"] == puzzles
+
+
+@pytest.mark.django_db
+def test_a_pattern_answer_shows_the_text_the_team_solved_with(factories, hunt, client, team, player):
+    puzzle = factories.PuzzleFactory(hunt=hunt, slug="tower", all_exact=False)
+    pattern = {"pattern": "(the )?eiffel tower"}
+    factories.AnswerFactory(puzzle=puzzle, kind=Answer.Kind.REGEX, parameters=pattern)
+    guess = solve(team, player, slug="tower", answer="Eiffel Tower")
+    services.judge_guess(guess_id=guess.pk)  # a pattern waits for the judge task
+
+    assert client.get(f"{H}/puzzles/tower/").json()["answer"] == "Eiffel Tower"
+    solved = Event.objects.get(team=team, kind="puzzle.solved")
+    assert solved.data["answer"] == "Eiffel Tower"

@@ -574,3 +574,28 @@ def test_pending_guess_is_pushed_before_its_verdict(monkeypatch, geo_puzzle, tea
 
     team_frames = [(frame["seq"], frame["type"]) for group, frame in pushed if group == f"team.{team.pk}"]
     assert team_frames == [(1, "guess.pending"), (2, "guess.judged"), (3, "puzzle.solved")]
+
+
+def test_a_regex_answer_is_shown_as_the_text_the_team_solved_with(factories, hunt, team, player):
+    from puzzles.selectors import final_answer
+
+    puzzle = factories.PuzzleFactory(hunt=hunt, slug="tower", title="The Tower", points=5)
+    factories.AnswerFactory(puzzle=puzzle, kind="regex", parameters={"pattern": "(the )?eiffel( tower)?"})
+    other = factories.MembershipFactory(team__hunt=hunt).team
+
+    guess(team, player, "The Eiffel Tower", slug="tower")
+
+    assert Event.objects.get(team=team, kind="puzzle.solved").data["answer"] == "The Eiffel Tower"
+    assert final_answer(puzzle, team) == "The Eiffel Tower"
+    # A team that did not solve it (the solution published after the end) sees the pattern.
+    assert final_answer(puzzle, other) == "(the )?eiffel( tower)?"
+    assert final_answer(puzzle) == "(the )?eiffel( tower)?"
+
+
+def test_an_exact_answer_is_shown_as_written_whatever_the_team_typed(puzzle, team, player):
+    from puzzles.selectors import final_answer
+
+    guess(team, player, "bright   beam!")
+
+    assert Event.objects.get(team=team, kind="puzzle.solved").data["answer"] == "BRIGHT BEAM"
+    assert final_answer(puzzle, team) == "BRIGHT BEAM"
