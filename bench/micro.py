@@ -23,6 +23,7 @@ Figures vary by a few percent from run to run; BENCHMARKS.md quotes them before 
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -83,12 +84,20 @@ async def drain(comm, until: str, *, frame_id: str | None = None, timeout: float
             return frame
 
 
+@functools.cache
+def server_pids() -> tuple[int | None, int | None]:
+    """The PostgreSQL postmaster's and redis-server's pids on this machine (None: not found here), looked up
+    once: each lookup opens a connection to each server, which the figures must not count."""
+    from bench.run import local_services
+
+    return local_services(os.environ["DATABASE_URL"], os.environ["REDIS_URL"], required=False)
+
+
 def servers() -> dict[str, list[int]]:
     """The PostgreSQL postmaster with its children of the moment and redis-server, where found here."""
-    from bench.run import local_services, tree
+    from bench.run import tree
 
-    urls = os.environ["DATABASE_URL"], os.environ["REDIS_URL"]
-    postgres, redis_server = local_services(*urls, required=False)
+    postgres, redis_server = server_pids()
     return {
         name: tree(pid) if name == "PostgreSQL" else [pid]
         for name, pid in (("PostgreSQL", postgres), ("Redis", redis_server))
@@ -109,11 +118,11 @@ class Timer:
             self.profiler = Profiler(async_mode="enabled", interval=0.0005)
 
     def __enter__(self):
-        if self.profiler is not None:
-            self.profiler.start()
         from bench.run import stack_cpu
 
-        self._servers = stack_cpu(servers())
+        self._servers = stack_cpu(servers())  # read outside the profiled span
+        if self.profiler is not None:
+            self.profiler.start()
         self._cpu, self._wall = time.process_time(), time.perf_counter()
         return self
 
@@ -122,10 +131,11 @@ class Timer:
 
         self.cpu_ms = 1000 * (time.process_time() - self._cpu) / self.ops
         self.wall_ms = 1000 * (time.perf_counter() - self._wall) / self.ops
+        if self.profiler is not None:
+            self.profiler.stop()
         used = cpu_by_kind(self._servers, stack_cpu(servers()))
         self.server_ms = {name: 1000 * seconds / self.ops for name, seconds in used.items()}
         if self.profiler is not None:
-            self.profiler.stop()
             print(self.profiler.output_text(unicode=False, color=False, show_all=False), file=sys.stderr)
 
     def figures(self) -> dict:

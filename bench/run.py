@@ -839,7 +839,7 @@ def _at_most(value, limit) -> bool:
 
 def _share_at_least(app, bare, share: float) -> bool:
     """app >= share x bare, on the figures themselves: the table's ratio is rounded (0.497 shows as 0.5x)."""
-    return app is not None and bare is not None and app >= share * bare
+    return app is not None and bare not in (None, 0) and app >= share * bare  # as _ratio: no bare, no ratio
 
 
 def per_guess(load: dict | None, sent: int) -> dict[str, float] | None:

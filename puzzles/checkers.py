@@ -370,6 +370,14 @@ def all_exact(answers: Iterable[AnswerLike]) -> bool:
     return all(a.kind == "exact" for a in answers)
 
 
+def matching_final(answers: Iterable[AnswerLike], text: str) -> AnswerLike | None:
+    """The first final answer the text matches (the one judge() accepts it by), if any."""
+    for answer in answers:
+        if answer.final and CHECKERS[answer.kind].check(answer.parameters, text).matched:
+            return answer
+    return None
+
+
 def judge(answers: Iterable[AnswerLike], text: str) -> tuple[str, str]:
     """Return (status, response) for a guess: correct, partial or incorrect."""
     answers = list(answers)

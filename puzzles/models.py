@@ -112,14 +112,6 @@ class Answer(models.Model):
             return f"{p.get('lat')}, {p.get('lng')}"
         return p.get("pattern", "")
 
-    def shown(self, solved_with: str | None = None) -> str:
-        """The answer as shown to a team: a pattern means little to players, so a regex answer shows the
-        text the team solved with, when there is one (the pattern otherwise: a solution published to a team
-        that did not solve)."""
-        if self.kind == self.Kind.REGEX and solved_with:
-            return solved_with
-        return self.display
-
 
 class Hint(models.Model):
     puzzle = models.ForeignKey(Puzzle, on_delete=models.CASCADE, related_name="hints")

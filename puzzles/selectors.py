@@ -32,7 +32,7 @@ from .models import (
     TreasureFind,
     Unlock,
 )
-from .services import hint_available_at
+from .services import hint_available_at, solved_answer
 
 
 def puzzles_for(team: Team, *, now: datetime | None = None) -> QuerySet[Puzzle]:
@@ -92,20 +92,22 @@ def hints_for(
 
 
 def final_answer(puzzle: Puzzle, team: Team | None = None) -> str | None:
-    """The puzzle's first final answer as shown to this team (show it only to teams that solved the puzzle,
-    or once solutions are published): for a regex answer, the text the team solved with (Answer.shown)."""
-    answer = puzzle.answers.filter(final=True).order_by("order", "id").first()
-    if answer is None:
+    """The puzzle's answer as this team is shown it (show it only to teams that solved the puzzle, or once
+    solutions are published): services.solved_answer with the text the team solved with, where a pattern
+    among the final answers makes it matter; the first final answer as written otherwise."""
+    finals = list(puzzle.answers.filter(final=True).order_by("order", "id"))
+    if not finals:
         return None
     solved_with = None
-    if answer.kind == Answer.Kind.REGEX and team is not None:
+    if team is not None and any(a.kind == Answer.Kind.REGEX for a in finals):
+        # The guess that solved: the first judged correct (later pending ones may be judged correct too).
         solved_with = (
             Guess.objects.filter(team=team, puzzle=puzzle, status=Guess.Status.CORRECT)
-            .order_by("created_at", "id")
+            .order_by("judged_at", "id")
             .values_list("text", flat=True)
             .first()
         )
-    return answer.shown(solved_with)
+    return finals[0].display if solved_with is None else solved_answer(finals, solved_with)
 
 
 def errata_of(puzzle_ids: list[int]) -> QuerySet[Erratum]:

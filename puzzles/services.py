@@ -472,6 +472,19 @@ def judge_guess(*, guess_id: int) -> Guess | None:
     return guess
 
 
+def solved_answer(answers: list[Answer], text: str) -> str:
+    """The answer shown to a team that solved with `text`: the first final answer as written; where the
+    final answers include a pattern, the one the text matched, and for a pattern the text itself (a
+    pattern means little to players)."""
+    finals = [a for a in answers if a.final]
+    if not finals:
+        return text
+    if not any(a.kind == Answer.Kind.REGEX for a in finals):
+        return finals[0].display
+    matched = checkers.matching_final(finals, text) or finals[0]
+    return text if matched.kind == Answer.Kind.REGEX else matched.display
+
+
 def _record_solve(
     *,
     team: Team,
@@ -499,14 +512,13 @@ def _record_solve(
         if points > 0 and (team.last_scored_at is None or solved_at > team.last_scored_at):
             team.last_scored_at = solved_at
         events.save_team(team, "score", "solve_count", "last_scored_at")
-    final = next((a for a in answers if a.final), None)
     events.team(
         team,
         "puzzle.solved",
         {
             "puzzle": {"slug": puzzle.slug, "title": puzzle.title},
             "points": points,
-            "answer": final.shown(guess.text) if final else guess.text,
+            "answer": solved_answer(answers, guess.text),
             "by": _username(guess.user),
         },
     )

@@ -41,3 +41,10 @@ def test_the_p99_is_met_within_50_ms_and_3x_the_bare_consumers(p99, bare, met):
     result["scenarios"]["guesses"]["app"]["fixed"] = fixed(4000, p99)
     result["scenarios"]["guesses"]["bare"]["fixed"] = fixed(4000, bare)
     assert verdict(result, "p99 guess")[1] is met
+
+
+def test_an_aim_is_never_met_against_a_bare_figure_of_zero():
+    result = result_with({})
+    result["options"]["http_concurrency"] = 16
+    result["scenarios"]["http"] = {"app": {"per_s": 0.0}, "bare": {"per_s": 0.0}}  # every request failed
+    assert verdict(result, "HTTP guess POST") == (None, False)

@@ -579,17 +579,31 @@ def test_pending_guess_is_pushed_before_its_verdict(monkeypatch, geo_puzzle, tea
 def test_a_regex_answer_is_shown_as_the_text_the_team_solved_with(factories, hunt, team, player):
     from puzzles.selectors import final_answer
 
-    puzzle = factories.PuzzleFactory(hunt=hunt, slug="tower", title="The Tower", points=5)
+    puzzle = factories.PuzzleFactory(hunt=hunt, slug="tower", title="The Tower", points=5, all_exact=False)
     factories.AnswerFactory(puzzle=puzzle, kind="regex", parameters={"pattern": "(the )?eiffel( tower)?"})
     other = factories.MembershipFactory(team__hunt=hunt).team
 
-    guess(team, player, "The Eiffel Tower", slug="tower")
+    pending, _ = guess(team, player, "The Eiffel Tower", slug="tower")
+    judge_guess(guess_id=pending.pk)  # a pattern waits for the judge task
 
     assert Event.objects.get(team=team, kind="puzzle.solved").data["answer"] == "The Eiffel Tower"
     assert final_answer(puzzle, team) == "The Eiffel Tower"
     # A team that did not solve it (the solution published after the end) sees the pattern.
     assert final_answer(puzzle, other) == "(the )?eiffel( tower)?"
     assert final_answer(puzzle) == "(the )?eiffel( tower)?"
+
+
+def test_beside_a_pattern_the_final_answer_matched_is_shown_as_written(factories, hunt, team, player):
+    from puzzles.selectors import final_answer
+
+    puzzle = factories.PuzzleFactory(hunt=hunt, slug="tower", title="The Tower", points=5, all_exact=False)
+    factories.AnswerFactory(puzzle=puzzle, kind="regex", parameters={"pattern": "tour eiffel"}, order=0)
+    factories.AnswerFactory(puzzle=puzzle, parameters={"value": "EIFFEL TOWER"}, order=1)
+
+    guess(team, player, "eiffel   tower!", slug="tower")  # an exact final answer matches: judged at once
+
+    assert Event.objects.get(team=team, kind="puzzle.solved").data["answer"] == "EIFFEL TOWER"
+    assert final_answer(puzzle, team) == "EIFFEL TOWER"
 
 
 def test_an_exact_answer_is_shown_as_written_whatever_the_team_typed(puzzle, team, player):
