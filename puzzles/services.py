@@ -150,6 +150,7 @@ def _hot_sql(vendor: str, async_commit: str | None) -> dict[str, str]:
         f"SELECT {hotsql.columns(Team, 't')}, {hotsql.columns(Hunt, 'h')}"
         + (f", {next_guess_id}" if next_guess_id else "")
         + (f", {async_commit}" if async_commit else "")  # the guess's COMMIT waits for no disk (settings)
+        + (f", {hotsql.INDEXES_FIRST}" if vendor == "postgresql" else "")  # plans as the table grows
         + f" FROM {t(Team)} t INNER JOIN {t(Hunt)} h ON h.{c(Hunt, 'id')} = t.{c(Team, 'hunt')} "
         f"WHERE t.{c(Team, 'id')} = %s"
     )

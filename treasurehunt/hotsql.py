@@ -272,6 +272,16 @@ def async_commit() -> str | None:
     return ASYNC_COMMIT
 
 
+# A column for the guess's first statement on PostgreSQL: for the rest of the transaction the planner takes
+# an index wherever one serves (SET LOCAL enable_seqscan).
+# Every statement of the guess path reads rows by a key that has an index; the planner picks sequential
+# scans when the statistics say a table is nearly empty, and a prepared statement keeps that plan until the
+# next ANALYZE. A hunt's guess table starts empty and takes thousands of guesses in its first minute,
+# before autovacuum analyzes it again: planned when it held a few rows, three scans of the whole growing
+# table per guess (BENCHMARKS.md, fix 48).
+INDEXES_FIRST = "set_config('enable_seqscan', 'off', true)"
+
+
 def commit_without_waiting_for_disk() -> None:
     """async_commit() on its own (one round trip), for a transaction with no statement to add it to."""
     expression = async_commit()

@@ -566,3 +566,29 @@ def test_the_puzzle_is_found_by_its_slug_before_its_unlock_rule_is_tested_on_pos
     plan = plan[0]["Plan"] if isinstance(plan, list) else json.loads(plan)[0]["Plan"]
     unlock_scans = [n for n in plan_nodes(plan) if n.get("Relation Name") == "puzzles_unlock"]
     assert unlock_scans and all(n["Actual Loops"] <= 1 for n in unlock_scans), unlock_scans
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+def test_a_guess_plans_with_the_indexes_whatever_the_statistics_say_on_postgresql():
+    """The guess's first statement turns sequential scans off for its transaction (hotsql.INDEXES_FIRST), so
+    its prepared statements keep index plans made while the guess table was nearly empty (fix 48)."""
+    from django.db import connection, transaction
+
+    hunt, team, puzzles = build_world()
+    user = team.memberships.first().user
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW enable_seqscan")
+        assert cursor.fetchone() == ("on",)
+    with transaction.atomic():
+        services.submit_guess(team=team, user=user, puzzle_slug="ruled-open", text="wrong", client_id="c-1")
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW enable_seqscan")
+            assert cursor.fetchone() == ("off",)  # for the rest of the guess's transaction
+            # The dedupe and limit reads of the next guess use the guess table's indexes, not a scan of it.
+            cursor.execute("SELECT pg_stat_get_xact_numscans('puzzles_guess'::regclass)")
+            (scans_before,) = cursor.fetchone()
+        services.submit_guess(team=team, user=user, puzzle_slug="ruled-open", text="other", client_id="c-2")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_get_xact_numscans('puzzles_guess'::regclass)")
+            assert cursor.fetchone() == (scans_before,)
