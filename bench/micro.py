@@ -95,14 +95,9 @@ def server_pids() -> tuple[int | None, int | None]:
 
 def servers() -> dict[str, list[int]]:
     """The PostgreSQL postmaster with its children of the moment and redis-server, where found here."""
-    from bench.run import tree
+    from bench.run import server_processes
 
-    postgres, redis_server = server_pids()
-    return {
-        name: tree(pid) if name == "PostgreSQL" else [pid]
-        for name, pid in (("PostgreSQL", postgres), ("Redis", redis_server))
-        if pid is not None
-    }
+    return server_processes(*server_pids())
 
 
 class Timer:

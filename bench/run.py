@@ -307,6 +307,17 @@ def tree(root: int) -> list[int]:
     return [root, *_children(root)]
 
 
+def server_processes(postmaster: int | None, redis_server: int | None) -> dict[str, list[int]]:
+    """The machine's PostgreSQL (the postmaster and its children of the moment) and redis-server, by kind;
+    one not found here (None) is left out."""
+    pids = {}
+    if postmaster is not None:
+        pids["PostgreSQL"] = tree(postmaster)
+    if redis_server is not None:
+        pids["Redis"] = [redis_server]
+    return pids
+
+
 def celery_pids(stack: Stack) -> list[int]:
     """Every process of the Celery judge and clock workers and beat that run."""
     return [
@@ -379,11 +390,7 @@ class Running:
 
     def server_pids(self) -> dict[str, list[int]]:
         """The processes on the server core, by kind, as of now (PostgreSQL's backends come and go)."""
-        pids = {"daphne": [self.daphne_pid]}
-        if self.postmaster is not None:
-            pids["PostgreSQL"] = tree(self.postmaster)
-        if self.redis_server is not None:
-            pids["Redis"] = [self.redis_server]
+        pids = {"daphne": [self.daphne_pid], **server_processes(self.postmaster, self.redis_server)}
         if celery := celery_pids(self.stack):
             pids["Celery"] = celery
         return pids
