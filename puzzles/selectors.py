@@ -20,7 +20,6 @@ from hunts.errors import NotFound
 from hunts.models import Hunt, Team
 
 from .models import (
-    Answer,
     Erratum,
     Guess,
     Hint,
@@ -32,7 +31,7 @@ from .models import (
     TreasureFind,
     Unlock,
 )
-from .services import hint_available_at, solved_answer
+from .services import hint_available_at, shows_solved_text, solved_answer
 
 
 def puzzles_for(team: Team, *, now: datetime | None = None) -> QuerySet[Puzzle]:
@@ -93,13 +92,11 @@ def hints_for(
 
 def final_answer(puzzle: Puzzle, team: Team | None = None) -> str | None:
     """The puzzle's answer as this team is shown it (show it only to teams that solved the puzzle, or once
-    solutions are published): services.solved_answer with the text the team solved with, where a pattern
-    among the final answers makes it matter; the first final answer as written otherwise."""
+    solutions are published): services.solved_answer with the text the team solved with, read only where
+    the final answers make it matter."""
     finals = list(puzzle.answers.filter(final=True).order_by("order", "id"))
-    if not finals:
-        return None
     solved_with = None
-    if team is not None and any(a.kind == Answer.Kind.REGEX for a in finals):
+    if team is not None and shows_solved_text(finals):
         # The guess that solved: the first judged correct (later pending ones may be judged correct too).
         solved_with = (
             Guess.objects.filter(team=team, puzzle=puzzle, status=Guess.Status.CORRECT)
@@ -107,7 +104,7 @@ def final_answer(puzzle: Puzzle, team: Team | None = None) -> str | None:
             .values_list("text", flat=True)
             .first()
         )
-    return finals[0].display if solved_with is None else solved_answer(finals, solved_with)
+    return solved_answer(finals, solved_with)
 
 
 def errata_of(puzzle_ids: list[int]) -> QuerySet[Erratum]:

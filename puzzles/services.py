@@ -473,14 +473,19 @@ def judge_guess(*, guess_id: int) -> Guess | None:
     return guess
 
 
-def solved_answer(answers: list[Answer], text: str) -> str:
-    """The answer shown to a team that solved with `text`: the first final answer as written; where the
-    final answers include a pattern, the one the text matched, and for a pattern the text itself (a
-    pattern means little to players)."""
+def shows_solved_text(answers: list[Answer]) -> bool:
+    """Whether the answer a solving team is shown depends on its text: a pattern among the final answers."""
+    return any(a.final and a.kind == Answer.Kind.REGEX for a in answers)
+
+
+def solved_answer(answers: list[Answer], text: str | None) -> str | None:
+    """The answer shown to a team that solved with `text` (None: a team that did not solve, once solutions
+    are published): the first final answer as written; where the final answers include a pattern, the
+    one the text matched, and for a pattern the text itself (a pattern means little to players)."""
     finals = [a for a in answers if a.final]
     if not finals:
         return text
-    if not any(a.kind == Answer.Kind.REGEX for a in finals):
+    if text is None or not shows_solved_text(finals):
         return finals[0].display
     matched = checkers.matching_final(finals, text) or finals[0]
     return text if matched.kind == Answer.Kind.REGEX else matched.display
