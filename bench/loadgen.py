@@ -133,6 +133,11 @@ class Flight:
         self.done_at = self.accepted_at = None
         self.error: str | None = None
 
+    @property
+    def answered(self) -> bool:
+        """The sender has the server's answer: guess.accepted, an error, or the verdict itself."""
+        return self.accepted_at is not None or self.error is not None or self.done_at is not None
+
 
 class Fleet:
     """Sockets of one kind, their readers, and the frames in the air (guesses and announcements)."""
@@ -324,14 +329,16 @@ class Fleet:
         *,
         rate: float,
         duration: float,
-        frame_for: Callable[[int, str], str],
+        frame_for: Callable[[int, str, bool], str],
         label: str = "",
         drain: float = 10.0,
     ) -> dict:
         """Send `rate` guesses a second for `duration` seconds, open-loop; each must reach its whole team.
 
-        `frame_for(team, client_id)` returns the guess.submit frame. Latency runs from the moment the frame
-        is handed to the socket to the arrival of the last copy of its guess.judged at the team's sockets.
+        `frame_for(team, client_id, settled)` returns the guess.submit frame; `settled` is whether every
+        earlier guess of the team has its answer (guess.accepted or an error). Latency runs from the moment
+        the frame is handed to the socket to the arrival of the last copy of its guess.judged at the team's
+        sockets.
         """
         self.reset_counters()
         teams = self.teams()
@@ -340,6 +347,7 @@ class Fleet:
         epoch0 = time.time() + (t0 - perf())  # the timeline's zero in Unix time, to line it up with logs
         late = 0.0
         run = f"{random.getrandbits(32):08x}"
+        unanswered: dict[int, list[Flight]] = {}  # team -> its guesses sent and not yet answered
         for i in range(total):
             target = t0 + i / rate
             delay = target - perf()
@@ -352,8 +360,10 @@ class Fleet:
             team = teams[i % len(teams)]
             sender = team[(i // len(teams)) % len(team)]
             client_id = f"{run}-{i}"
-            frame = frame_for(sender.player.team, client_id)
-            self._launch(client_id, frozenset(c.index for c in team if c.open))
+            waiting = [f for f in unanswered.get(sender.player.team, ()) if not f.answered]
+            frame = frame_for(sender.player.team, client_id, not waiting)
+            waiting.append(self._launch(client_id, frozenset(c.index for c in team if c.open)))
+            unanswered[sender.player.team] = waiting
             await sender.ws.send(frame)
             if i % 50 == 0:
                 self.progress.update(
@@ -427,6 +437,12 @@ class GuessMaker:
     Each team works through the exact puzzles in order: a partial answer is each "STEP k" once per puzzle,
     a correct one moves the team to the next puzzle, a wrong one is never repeated (no dedupe hits). With
     `judged_share`, that share of guesses goes to the numeric puzzles judged by the Celery worker.
+
+    A correct answer goes out only when every earlier guess of the team has its answer (`settled`); until
+    then a wrong one goes in its place (counted in `held_back`). Each socket's frames are handled in
+    order, but a team's sockets side by side: under overload a teammate's wrong guess on the puzzle,
+    sent earlier but waiting behind that socket's own backlog, would reach the server after the solve
+    and be refused as "Already solved", as it would be for real players.
     """
 
     def __init__(self, hunt: dict, *, mix: dict[str, float], judged_share: float = 0.0, seed: int = 1):
@@ -439,8 +455,9 @@ class GuessMaker:
         self.steps: dict[int, int] = {}  # team -> partial answers used on its current puzzle
         self.count = itertools.count()
         self.kinds_sent: Counter[str] = Counter()
+        self.held_back = 0
 
-    def __call__(self, team: int, client_id: str) -> str:
+    def __call__(self, team: int, client_id: str, settled: bool = True) -> str:
         n = next(self.count)
         if self.judged and self.random.random() < self.judged_share:
             puzzle, answer, kind = self.judged[n % len(self.judged)], f"{1000 + n}", "judged"
@@ -452,6 +469,8 @@ class GuessMaker:
             kind = self.random.choices(self.kinds, self.weights)[0]
             if kind == "partial" and self.steps.get(team, 0) >= self.partials:
                 kind = "wrong"
+            if kind == "correct" and not settled:
+                kind, self.held_back = "wrong", self.held_back + 1
             if kind == "correct":
                 answer = f"ANSWER {puzzle[1:]}"
                 self.position[team], self.steps[team] = index + 1, 0
@@ -464,7 +483,7 @@ class GuessMaker:
         return json.dumps({"type": "guess.submit", "puzzle": puzzle, "answer": answer, "id": client_id})
 
 
-def bare_guess(team: int, client_id: str) -> str:
+def bare_guess(team: int, client_id: str, settled: bool = True) -> str:
     return json.dumps({"type": "guess.submit", "puzzle": "p0", "answer": "wrong", "id": client_id})
 
 

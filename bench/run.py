@@ -660,11 +660,13 @@ class Bench:
         await self.quiet_server()
         with self.measuring(f"idle {kind}"):  # the cost of open sockets that only ping
             await asyncio.sleep(self.opts.idle)
+        held = getattr(frame_for, "held_back", 0)
         with self.measuring(f"guesses {kind}"), self.profiling("guesses", kind):
             fixed = await fleet.guesses(
                 rate=self.opts.rate, duration=self.opts.duration, frame_for=frame_for, label="guesses"
             )
         fixed["sockets"] = opened["connected"]
+        fixed["corrects_held_back"] = getattr(frame_for, "held_back", 0) - held  # GuessMaker
         self.progress.done(_guess_line(f"guesses {kind}", fixed))
         ramp = None
         if self.opts.ramp_step:
@@ -1077,6 +1079,13 @@ def markdown(result: dict) -> str:
                 for code, n in sorted(fixed["error_frames"].items())
             )
             lines += ["", f"Error frames the app sent in the fixed-rate run: {text}."]
+        if fixed.get("corrects_held_back"):
+            lines += [
+                "",
+                f"Correct answers held back in the fixed-rate run until the team's earlier guesses had their "
+                f"answers (a wrong one sent instead): {fixed['corrects_held_back']} of "
+                f"{fixed.get('sent', '?')} guesses.",
+            ]
     lines += ["", f"Command: `{result['command']}`", ""]
     return "\n".join(lines)
 

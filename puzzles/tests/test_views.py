@@ -464,6 +464,31 @@ def test_solved_puzzle_page_query_count_is_constant(player, factories, game, dja
     assert response.context["answer"] == "BRIGHT BEAM"
 
 
+@pytest.mark.parametrize("size", [(0, 0), (30, 60)], ids=["small", "large"])
+def test_solved_pattern_puzzle_page_reads_the_solving_text_in_one_query(
+    player, factories, game, django_assert_num_queries, size
+):
+    # A pattern's answer is shown as the text the team solved with: one more query, whatever the guesses.
+    game.first.answers.filter(final=True).update(kind="regex", parameters={"pattern": "bright( beam)?"})
+    crowd(factories, game, teams=size[0], guesses=size[1])
+    Guess.objects.create(
+        team=game.team,
+        puzzle=game.first,
+        text="Bright Beam",
+        key="brightbeam",
+        status="correct",
+        judged_at=timezone.now(),
+    )
+    with_solve(game.team, game.first)
+    cache.clear()
+
+    with django_assert_num_queries(PUZZLE_PAGE_QUERIES + 1):
+        response = player.get(puzzle_url())
+
+    assert response.context["answer"] == "Bright Beam"
+    assert "Bright Beam" in response.content.decode()
+
+
 @pytest.mark.parametrize("teams", [0, 40], ids=["small", "large"])
 def test_leaderboard_query_count_is_constant(player, factories, game, django_assert_num_queries, teams):
     with_solve(game.team, game.first)

@@ -1,0 +1,67 @@
+"""bench.loadgen: a team's correct answer waits until the team's earlier guesses have their answers."""
+
+import json
+
+from bench.loadgen import Conn, Fleet, GuessMaker, Player, Progress
+
+HUNT = {"puzzles": ["p0", "p1", "p2"], "judged_puzzles": [], "partials": 0}
+
+
+def test_a_correct_answer_goes_out_only_once_the_team_is_settled():
+    make = GuessMaker(HUNT, mix={"correct": 1.0})
+
+    held = json.loads(make(7, "a", False))
+    sent = json.loads(make(7, "b", True))
+    after = json.loads(make(7, "c", True))
+
+    assert held["puzzle"] == "p0" and held["answer"].startswith("wrong")
+    assert (sent["puzzle"], sent["answer"]) == ("p0", "ANSWER 0")
+    assert (after["puzzle"], after["answer"]) == ("p1", "ANSWER 1")
+    assert make.held_back == 1
+    assert make.kinds_sent == {"wrong": 1, "correct": 2}
+
+
+class Socket:
+    def __init__(self, fleet: Fleet):
+        self.fleet = fleet
+
+    async def send(self, frame):
+        self.fleet.sent += 1
+        self.fleet.on_sent(self.fleet.sent)
+
+
+def team_of(fleet: Fleet, team: int, members: int) -> list[Conn]:
+    conns = []
+    for _ in range(members):
+        conn = Conn(len(fleet.conns), Player(team=team, url="ws://bench"))
+        conn.ws, conn.hello_at = Socket(fleet), 0.0
+        fleet.conns.append(conn)
+        conns.append(conn)
+    return conns
+
+
+async def test_the_fleet_tells_whether_every_earlier_guess_of_the_team_has_its_answer():
+    fleet = Fleet("app", progress=Progress(enabled=False))
+    team_of(fleet, 1, 2)
+    told = []
+
+    def answer(n: int, frame: dict) -> None:
+        client_id = list(fleet.flights)[n - 1]
+        fleet.on_frame(fleet.conns[0], json.dumps({**frame, "id": client_id}), 0.0)
+
+    def on_sent(n: int) -> None:
+        if n == 2:  # once the 2nd is out, the 1st is accepted
+            answer(1, {"type": "guess.accepted", "created": True})
+        if n == 3:  # once the 3rd is out, the 2nd is refused and the 3rd accepted
+            answer(2, {"type": "error", "code": "invalid", "message": "Already solved"})
+            answer(3, {"type": "guess.accepted", "created": True})
+
+    def frame_for(team, client_id, settled):
+        told.append(settled)
+        return json.dumps({"type": "guess.submit", "puzzle": "p0", "answer": "x", "id": client_id})
+
+    fleet.sent, fleet.on_sent = 0, on_sent
+    await fleet.guesses(rate=1000, duration=0.004, frame_for=frame_for, drain=0)
+
+    # 1st: nothing before it; 2nd: the 1st unanswered; 3rd: the 2nd unanswered; 4th: all answered.
+    assert told == [True, False, False, True]
