@@ -38,6 +38,7 @@ from .models import (
     TreasureFind,
     Unlock,
 )
+from .services import reopen_edited_clue
 
 # --- Authoring ------------------------------------------------------------------------------
 
@@ -188,7 +189,8 @@ class TreasureAdmin(ChangedFieldsOnlyMixin, HuntFixedMixin, admin.ModelAdmin):
 
     def changed_model_fields(self, form) -> list[str]:
         fields = super().changed_model_fields(form)
-        return [*fields, "code_key"] if "code" in fields else fields
+        fields = [*fields, "code_key"] if "code" in fields else fields
+        return fields + reopen_edited_clue(form.instance, fields)
 
     def save_model(self, request, obj, form, change):
         obj.code_key = treasure_code_key(obj.code)

@@ -3,6 +3,7 @@
 import functools
 import logging
 import math
+from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -974,6 +975,19 @@ def _grant_hints(*, team_id: int, hunt: Hunt, hints: list[Hint], now: datetime) 
     for hint in fresh:
         events.team(team, "hint.unlocked", _hint_frame(hint, hint.puzzle, 0))
     events.flush()
+
+
+CLUE_FIELDS = ("clue", "clue_at")
+
+
+def reopen_edited_clue(treasure: Treasure, changed: Iterable[str]) -> list[str]:
+    """A clue that went out and is then edited (its text or its time, `changed` naming the fields edited)
+    goes out again, corrected, at its time: clears `clue_released`. Returns the fields this changed, to save
+    with the edit (the hunt file's import and the admin call it)."""
+    if treasure.clue_released and set(changed) & set(CLUE_FIELDS):
+        treasure.clue_released = False
+        return ["clue_released"]
+    return []
 
 
 def _release_clues(*, hunt: Hunt, now: datetime) -> int:

@@ -17,7 +17,7 @@ from hunts.admin import HuntAdmin
 from hunts.models import Event, Hunt, Membership, Team
 from puzzles.admin import TreasureAdmin
 from puzzles.models import Answer, Erratum, Puzzle, ScoreAdjustment, Solve, Treasure, Unlock
-from puzzles.services import submit_guess
+from puzzles.services import release_due, submit_guess
 
 pytestmark = pytest.mark.django_db
 
@@ -316,6 +316,37 @@ def test_saving_a_treasure_in_the_admin_keeps_its_found_count(admin_client, game
     assert response.status_code == 302, response.context["adminform"].form.errors
     treasure.refresh_from_db()
     assert (treasure.name, treasure.found_count) == ("The Chest", 2)
+
+
+def test_a_clue_corrected_in_the_admin_after_it_went_out_goes_out_again(admin_client, game, factories):
+    at = (timezone.now() - timedelta(minutes=5)).replace(microsecond=0)
+    treasure = factories.TreasureFactory(
+        hunt=game.hunt, slug="chest", name="Chest", code="GOLD", clue="North.", clue_at=at
+    )
+    release_due(hunt=game.hunt, now=timezone.now())
+    treasure.refresh_from_db()
+    assert treasure.clue_released
+    change = reverse("admin:puzzles_treasure_change", args=[treasure.pk])
+
+    def save(**fields):
+        form = admin_client.get(change).context["adminform"].form
+        data = {k: v for k, v in form.initial.items() if k in form.fields and v is not None}
+        local = timezone.localtime(data.pop("clue_at"))  # the admin's date and time boxes
+        data.update(clue_at_0=local.date().isoformat(), clue_at_1=local.strftime("%H:%M:%S"))
+        data.update(bonus="[]", **{"finds-TOTAL_FORMS": 0, "finds-INITIAL_FORMS": 0}, **fields)
+        response = admin_client.post(change, data)
+        assert response.status_code == 302, response.context["adminform"].form.errors
+        treasure.refresh_from_db()
+        assert treasure.clue_at == at
+
+    save(name="The Chest")  # not the clue: it stays out
+    assert treasure.clue_released
+    save(clue="North by north-east.")
+    assert not treasure.clue_released
+    release_due(hunt=Hunt.objects.get(pk=game.hunt.pk), now=timezone.now())
+
+    clues = Event.objects.filter(kind="treasure.clue").order_by("seq").values_list("data__clue", flat=True)
+    assert list(clues) == ["North.", "North by north-east."]
 
 
 def test_errata_are_posted_and_corrected_from_the_admin(admin_client, game):

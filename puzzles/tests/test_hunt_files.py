@@ -444,3 +444,30 @@ def test_demo_starts_open_and_later_puzzles_have_rules():
     assert all(p.unlock.has_rules for p in second.puzzles)
     assert {a.kind for p in spec.puzzles() for a in p.answers} == {"exact", "regex", "numeric", "set", "geo"}
     assert spec.ends_at - spec.starts_at == timedelta(hours=48)
+
+
+@pytest.mark.django_db
+def test_a_clue_edited_after_it_went_out_goes_out_again_at_its_time():
+    from hunts.models import Event
+    from puzzles.services import release_due
+
+    hunt = load_hunt_file(demo_text(), "demo.yaml")
+    at = hunt.treasures.get(slug="spyglass").clue_at
+    sent = Event.objects.filter(hunt=hunt, kind="treasure.clue").order_by("seq")
+    clues = lambda: list(sent.values_list("data__clue", flat=True))  # noqa: E731
+    release_due(hunt=Hunt.objects.get(pk=hunt.pk), now=at)
+    first = clues()
+    assert first == [hunt.treasures.get(slug="spyglass").clue]
+    assert first[0].endswith("then time the fog gun.")
+
+    load_hunt_file(demo_text(), "demo.yaml")  # unchanged: the clue that went out stays out
+    release_due(hunt=Hunt.objects.get(pk=hunt.pk), now=at + timedelta(minutes=1))
+    assert clues() == first
+
+    corrected = edit("then time the fog gun.", "then time the fog horn.", demo_text())
+    load_hunt_file(corrected, "demo.yaml")
+    assert not hunt.treasures.get(slug="spyglass").clue_released
+    release_due(hunt=Hunt.objects.get(pk=hunt.pk), now=at + timedelta(minutes=2))
+
+    assert clues() == [*first, first[0].replace("fog gun", "fog horn")]
+    assert hunt.treasures.get(slug="spyglass").clue_released
