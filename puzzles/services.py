@@ -255,14 +255,54 @@ def _storable(value: str) -> bool:
     return "\x00" not in value and not any("\ud800" <= ch <= "\udfff" for ch in value)
 
 
-@transaction.atomic
+# What refuses a guess in steps 1-7, before it writes anything.
+REFUSALS = (PermissionDenied, NotFound, ValidationError, RateLimited)
+
+
 def submit_guess(
     *, team: Team, user, puzzle_slug: str, text: str, client_id: str | None = None
 ) -> tuple[Guess, bool]:
-    """Record a guess (DESIGN section 5, steps 1-8 in order); returns (guess, created).
+    """Record a guess (DESIGN section 5, steps 1-8 in order, in one transaction); returns (guess, created).
 
     After the end guesses are still judged, unscored: a correct one records a post-hunt solve worth 0.
+
+    A guess refused in steps 1-7 has written nothing, and its transaction ends with COMMIT, not ROLLBACK:
+    psycopg forgets every prepared statement of the connection at a ROLLBACK (and deallocates them on the
+    server), so the next guesses on that pooled connection would parse and plan the guess path's
+    statements again, a dozen ms of PostgreSQL's CPU for one refusal (BENCHMARKS.md, fix 50).
     """
+    with transaction.atomic():
+        try:
+            admitted = _admit_guess(
+                team=team, user=user, puzzle_slug=puzzle_slug, text=text, client_id=client_id
+            )
+        except REFUSALS as exc:
+            refused = exc  # committed below with nothing written: the team's lock is released
+        else:
+            if isinstance(admitted, Guess):  # a repeat: the original with what its callers show of it
+                return admitted, False
+            return _record_guess(admitted), True
+    raise refused
+
+
+@dataclass
+class _Admitted:
+    """A guess that passed steps 1-7, with what step 8 needs."""
+
+    team: Team
+    user: object
+    puzzle: Puzzle
+    text: str
+    key: str
+    client_id: str | None
+    now: datetime
+
+
+def _admit_guess(
+    *, team: Team, user, puzzle_slug: str, text: str, client_id: str | None
+) -> _Admitted | Guess:
+    """Steps 1-7 (reads only; the team's row lock taken): the admitted guess, the original of a repeat, or
+    one of REFUSALS raised."""
     now = timezone.now()
     team = _lock_guessing_team(team, user)
     hunt = team.hunt
@@ -293,33 +333,40 @@ def submit_guess(
     key = keys[0] if puzzle.all_exact else keys[1]
     if not key:
         raise ValidationError({"answer": ["Enter an answer with at least one letter or digit."]})
-    # A repeat returns the original with what its callers show of it (puzzle, user).
     if puzzle.seen_by_client is not None:  # 4
-        return Guess.objects.select_related("puzzle", "user").get(pk=puzzle.seen_by_client), False
+        return Guess.objects.select_related("puzzle", "user").get(pk=puzzle.seen_by_client)
     if puzzle.seen_by_key is not None:  # 5
-        return Guess.objects.select_related("puzzle", "user").get(pk=puzzle.seen_by_key), False
+        return Guess.objects.select_related("puzzle", "user").get(pk=puzzle.seen_by_key)
     if puzzle.solved:  # 6
         raise ValidationError("Already solved")
     _check_guess_limit(hunt, puzzle, now)  # 7
-    answers = puzzle.answer_list  # 8 (read with the puzzle)
+    return _Admitted(team=team, user=user, puzzle=puzzle, text=text, key=key, client_id=client_id, now=now)
+
+
+def _record_guess(admitted: _Admitted) -> Guess:
+    """Step 8: insert the guess, judged inline where it can be, with its events (caller's transaction)."""
+    team, puzzle, user, now = admitted.team, admitted.puzzle, admitted.user, admitted.now
+    answers = puzzle.answer_list  # (read with the puzzle)
     status, response = (
-        checkers.judge(answers, text) if puzzle.all_exact else _judge_inline_final(answers, text)
+        checkers.judge(answers, admitted.text)
+        if puzzle.all_exact
+        else _judge_inline_final(answers, admitted.text)
     )
     guess = Guess(
         id=team.next_guess_id,
         team=team,
         puzzle=puzzle,
         user=user,
-        text=text,
-        key=key,
-        client_id=client_id,
+        text=admitted.text,
+        key=admitted.key,
+        client_id=admitted.client_id,
         created_at=now,
         status=status or Guess.Status.PENDING,
         response=response,
         judged_at=now if status else None,
         enqueued_at=None if status else now,
     )
-    events = EventLog(hunt)
+    events = EventLog(team.hunt)
     with _duplicate_is_a_conflict():
         # A guess whose id was taken with the lock is written with its events, in their statement (one
         # round trip). Without an id yet (SQLite), or before a solve, which reads and writes more rows
@@ -338,7 +385,7 @@ def submit_guess(
             events.team(team, "guess.pending", data, staff=True)
             events.after_flush(lambda: enqueue("puzzles.tasks.judge_guess_task", guess.pk))
         events.flush()
-    return guess, True
+    return guess
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from hunts.errors import NotFound
+from hunts.errors import NotFound, RateLimited
 from puzzles import services
 from puzzles.models import Guess, Puzzle, Solve, Treasure, Unlock
 from testing import factories
@@ -598,3 +598,41 @@ def test_a_guess_plans_with_the_indexes_whatever_the_statistics_say_on_postgresq
         services.submit_guess(team=team, user=user, puzzle_slug="ruled-open", text="other", client_id="c-x")
         cursor.execute("SELECT pg_stat_get_xact_numscans('puzzles_guess'::regclass)")
         assert cursor.fetchone() == (scans_before,)  # its repeat and limit reads used the indexes
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_guess_keeps_the_connections_prepared_statements_on_postgresql():
+    """A guess refused in steps 1-7 ends its transaction with COMMIT: at a ROLLBACK psycopg forgets every
+    prepared statement of the connection and deallocates them on the server, and the next guesses would
+    plan the guess path's statements again (fix 50). Not nested in a test transaction: the real COMMIT."""
+    from django.core.exceptions import ValidationError
+    from django.db import connection
+
+    hunt, team, puzzles = build_world()
+    user = team.memberships.first().user
+    hunt.guess_limit_guesses, hunt.guess_limit_minutes = 3, 10
+    hunt.save()
+
+    def prepared() -> set[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name FROM pg_prepared_statements")
+            return {name for (name,) in cursor.fetchall()}
+
+    for n in range(3):  # prepared from the second time on (prepare_threshold)
+        services.submit_guess(team=team, user=user, puzzle_slug="ruled-open", text=f"w{n}", client_id=f"c{n}")
+    before = prepared()
+    assert len(before) >= 3  # the lock, the puzzle, the guess with its events
+
+    refusals = [
+        (ValidationError, "solved", "late"),  # step 6: already solved
+        (RateLimited, "ruled-open", "w3"),  # step 7: the limit of 3 in 10 minutes
+        (NotFound, "ruled-closed", "x"),  # step 2: not open for the team
+        (ValidationError, "ruled-open", "   "),  # step 3: no answer
+    ]
+    for error, slug, text in refusals:
+        with pytest.raises(error):
+            services.submit_guess(team=team, user=user, puzzle_slug=slug, text=text)
+        assert not connection.in_atomic_block
+        assert prepared() >= before, (slug, text)  # none forgotten
+    assert Guess.objects.filter(team=team).count() == 3  # and nothing written
