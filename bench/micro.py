@@ -1,6 +1,6 @@
 """CPU per operation of the live stream's hot paths, in one process: what a fix saves, without the load.
 
-    .venv/bin/python -m bench.micro [--ops 300] [--profile connect|guess|solve|ping|push]
+    .venv/bin/python -m bench.micro [--ops 300] [--profile connect|guess|solve|refused|ping|push]
 
 Runs the app's ASGI application in-process (channels' WebsocketCommunicator) against PostgreSQL and
 Redis with the production settings: a fresh database `th_micro` (from BENCH_DATABASE_URL, default the
@@ -13,6 +13,8 @@ elsewhere) and wall time per operation:
 - guess: a wrong `guess.submit` over an open socket until its `guess.judged` (the 3 teammates offline);
 - solve: the correct answer to the same puzzle, until its `guess.judged` (a solve: points, events, the
   unlock and treasure rules where the hunt has them; the bench's hunt has none);
+- refused: a guess on the puzzle the team just solved, refused ("Already solved"), then a wrong guess on
+  the next puzzle until its `guess.judged`; per pair (what a refusal costs the guesses after it: fix 50);
 - ping: a `ping` until its `pong`;
 - push_direct, push_queued: a `leaderboard.updated` to the hunt group until every open socket has it, per
   socket; marked direct as the clock sends it (handed to each socket's send by the layer's fan-out), and
@@ -81,6 +83,16 @@ async def drain(comm, until: str, *, frame_id: str | None = None, timeout: float
         if frame["type"] == "error":
             raise RuntimeError(frame)
         if frame["type"] == until and (frame_id is None or frame.get("id", frame_id) == frame_id):
+            return frame
+
+
+async def refusal(comm, frame_id: str, *, timeout: float = 10) -> dict:
+    """Read until the error frame answering `frame_id`; anything else it answers with is a RuntimeError."""
+    while True:
+        frame = await comm.receive_json_from(timeout=timeout)
+        if frame.get("id") == frame_id:
+            if frame["type"] != "error":
+                raise RuntimeError(f"not refused: {frame}")
             return frame
 
 
@@ -182,6 +194,19 @@ async def measure(hunt: dict, ops: int, profile: str | None) -> dict:
     results["solve"] = timer.figures()
     await skip_pending(socks)
 
+    with Timer(ops, profile=profile == "refused") as timer:
+        for n, comm in enumerate(socks):
+            await comm.send_json_to(
+                {"type": "guess.submit", "puzzle": "p0", "answer": f"late {n}", "id": f"r{n}"}
+            )
+            await refusal(comm, f"r{n}")
+            await comm.send_json_to(
+                {"type": "guess.submit", "puzzle": "p1", "answer": f"wrong {n}", "id": f"w{n}"}
+            )
+            await drain(comm, "guess.judged")
+    results["refused"] = timer.figures()
+    await skip_pending(socks)
+
     with Timer(ops, profile=profile == "ping") as timer:
         for comm in socks:
             await comm.send_json_to({"type": "ping"})
@@ -242,7 +267,7 @@ async def measure_ping_bursts(hunt: dict, ops: int, profile: str | None) -> dict
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=300, help="operations of each kind (<= players / 4)")
-    parser.add_argument("--profile", choices=["connect", "guess", "solve", "ping", "push"])
+    parser.add_argument("--profile", choices=["connect", "guess", "solve", "refused", "ping", "push"])
     parser.add_argument("--concurrent-pings", action="store_true", help="only ping bursts (ping_burst_*)")
     args = parser.parse_args(argv)
     setup_environment()
