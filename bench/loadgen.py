@@ -360,7 +360,10 @@ class Fleet:
             team = teams[i % len(teams)]
             sender = team[(i // len(teams)) % len(team)]
             client_id = f"{run}-{i}"
-            waiting = [f for f in unanswered.get(sender.player.team, ()) if not f.answered]
+            now = perf()  # a guess unanswered for a minute is lost (its socket closed): stop waiting for it
+            waiting = [
+                f for f in unanswered.get(sender.player.team, ()) if not f.answered and now - f.sent_at < 60
+            ]
             frame = frame_for(sender.player.team, client_id, not waiting)
             waiting.append(self._launch(client_id, frozenset(c.index for c in team if c.open)))
             unanswered[sender.player.team] = waiting

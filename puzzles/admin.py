@@ -19,6 +19,7 @@ from hunts.admin import (
     ServiceForm,
     error_message,
 )
+from hunts.services import lock_hunt
 
 from . import operations
 from .authoring import refresh_puzzle_flags, treasure_code_key
@@ -190,7 +191,13 @@ class TreasureAdmin(ChangedFieldsOnlyMixin, HuntFixedMixin, admin.ModelAdmin):
     def changed_model_fields(self, form) -> list[str]:
         fields = super().changed_model_fields(form)
         fields = [*fields, "code_key"] if "code" in fields else fields
-        return fields + reopen_edited_clue(form.instance, fields)
+        if "clue" in fields:  # in the change view's transaction: the hunt's lock, as the clock's release
+            treasure = form.instance
+            lock_hunt(treasure.hunt_id)
+            released = Treasure.objects.values_list("clue_released", flat=True)
+            treasure.clue_released = released.get(pk=treasure.pk)
+            fields += reopen_edited_clue(treasure, form.initial.get("clue") or "")
+        return fields
 
     def save_model(self, request, obj, form, change):
         obj.code_key = treasure_code_key(obj.code)

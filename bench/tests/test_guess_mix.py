@@ -65,3 +65,22 @@ async def test_the_fleet_tells_whether_every_earlier_guess_of_the_team_has_its_a
 
     # 1st: nothing before it; 2nd: the 1st unanswered; 3rd: the 2nd unanswered; 4th: all answered.
     assert told == [True, False, False, True]
+
+
+async def test_a_guess_unanswered_for_a_minute_no_longer_holds_its_team_back():
+    fleet = Fleet("app", progress=Progress(enabled=False))
+    team_of(fleet, 1, 2)
+    told = []
+
+    def on_sent(n: int) -> None:
+        if n == 1:  # the 1st is lost (its socket closed, say): as if sent a minute ago and never answered
+            next(iter(fleet.flights.values())).sent_at -= 61
+
+    def frame_for(team, client_id, settled):
+        told.append(settled)
+        return json.dumps({"type": "guess.submit", "puzzle": "p0", "answer": "x", "id": client_id})
+
+    fleet.sent, fleet.on_sent = 0, on_sent
+    await fleet.guesses(rate=1000, duration=0.003, frame_for=frame_for, drain=0)
+
+    assert told == [True, True, False]  # the 2nd does not wait for the lost 1st; the 3rd waits for the 2nd

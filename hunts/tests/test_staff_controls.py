@@ -321,7 +321,7 @@ def test_saving_a_treasure_in_the_admin_keeps_its_found_count(admin_client, game
 def test_a_clue_corrected_in_the_admin_after_it_went_out_goes_out_again(admin_client, game, factories):
     at = (timezone.now() - timedelta(minutes=5)).replace(microsecond=0)
     treasure = factories.TreasureFactory(
-        hunt=game.hunt, slug="chest", name="Chest", code="GOLD", clue="North.", clue_at=at
+        hunt=game.hunt, slug="chest", name="Chest", code="GOLD", clue="North.\nThen east.", clue_at=at
     )
     release_due(hunt=game.hunt, now=timezone.now())
     treasure.refresh_from_db()
@@ -340,13 +340,36 @@ def test_a_clue_corrected_in_the_admin_after_it_went_out_goes_out_again(admin_cl
         assert treasure.clue_at == at
 
     save(name="The Chest")  # not the clue: it stays out
+    save(clue="North.\r\nThen east.")  # as a browser sends the same text back
     assert treasure.clue_released
     save(clue="North by north-east.")
     assert not treasure.clue_released
     release_due(hunt=Hunt.objects.get(pk=game.hunt.pk), now=timezone.now())
 
     clues = Event.objects.filter(kind="treasure.clue").order_by("seq").values_list("data__clue", flat=True)
-    assert list(clues) == ["North.", "North by north-east."]
+    assert list(clues) == ["North.\nThen east.", "North by north-east."]
+
+
+def test_a_clue_corrected_while_the_clock_sends_it_goes_out_corrected(
+    admin_client, game, factories, monkeypatch
+):
+    treasure = factories.TreasureFactory(
+        hunt=game.hunt, slug="chest", code="GOLD", clue="Nort.", clue_at=timezone.now() - timedelta(minutes=1)
+    )
+    change = reverse("admin:puzzles_treasure_change", args=[treasure.pk])
+    form = admin_client.get(change).context["adminform"].form  # read before the clue went out
+    data = {k: v for k, v in form.initial.items() if k in form.fields and v is not None}
+    local = timezone.localtime(data.pop("clue_at"))
+    data.update(clue_at_0=local.date().isoformat(), clue_at_1=local.strftime("%H:%M:%S"), clue="North.")
+    data.update(bonus="[]", **{"finds-TOTAL_FORMS": 0, "finds-INITIAL_FORMS": 0})
+    concurrently(monkeypatch, TreasureAdmin, lambda: release_due(hunt=game.hunt, now=timezone.now()))
+
+    response = admin_client.post(change, data)  # the clock sent "Nort." after the admin read the treasure
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    release_due(hunt=Hunt.objects.get(pk=game.hunt.pk), now=timezone.now())
+    clues = Event.objects.filter(kind="treasure.clue").order_by("seq").values_list("data__clue", flat=True)
+    assert list(clues) == ["Nort.", "North."]
 
 
 def test_errata_are_posted_and_corrected_from_the_admin(admin_client, game):

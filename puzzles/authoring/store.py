@@ -7,7 +7,7 @@ from django.db.models import Exists, OuterRef
 
 from hunts.models import Hunt
 from puzzles.models import Answer, Guess, Hint, HintUnlock, Puzzle, Round, Treasure
-from puzzles.services import CLUE_FIELDS, reopen_edited_clue
+from puzzles.services import reopen_edited_clue
 
 from .flags import refresh_puzzle_flags, treasure_code_key
 from .hunt_files import HuntFileError, parse_hunt_file
@@ -15,7 +15,7 @@ from .spec import AnswerSpec, HintSpec, HuntSpec
 
 # Only authored fields are written to existing rows: counters and flags that play keeps
 # (event_seq, found_count, clue_released, ...) are never overwritten with a stale copy. (A clue that went
-# out and is edited goes out again: services.reopen_edited_clue.)
+# out and is corrected goes out again: services.reopen_edited_clue.)
 HUNT_FIELDS = [
     "title",
     "intro",
@@ -112,10 +112,10 @@ def save_hunt_spec(spec: HuntSpec) -> Hunt:
             treasure.code_key = treasure_code_key(ts.code)
             treasure.supply = ts.supply
             treasure.bonus = list(ts.bonus)
-            edited = [name for name in CLUE_FIELDS if getattr(treasure, name) != getattr(ts, name)]
+            old_clue = treasure.clue
             treasure.clue = ts.clue
             treasure.clue_at = ts.clue_at
-            reopened = reopen_edited_clue(treasure, edited)
+            reopened = reopen_edited_clue(treasure, old_clue) if treasure.pk else []  # under the hunt's lock
             treasure.save(update_fields=TREASURE_FIELDS + reopened if treasure.pk else None)
             treasure.requires.set([puzzles[slug] for slug in ts.requires])
         Treasure.objects.filter(pk__in=[t.pk for t in existing_treasures.values()]).delete()

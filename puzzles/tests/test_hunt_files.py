@@ -447,27 +447,35 @@ def test_demo_starts_open_and_later_puzzles_have_rules():
 
 
 @pytest.mark.django_db
-def test_a_clue_edited_after_it_went_out_goes_out_again_at_its_time():
+def test_a_clue_corrected_after_it_went_out_goes_out_again():
     from hunts.models import Event
     from puzzles.services import release_due
 
-    hunt = load_hunt_file(demo_text(), "demo.yaml")
+    running = edit("ends_at: 2026-12-03T18:00:00Z", "ends_at: 2099-12-03T18:00:00Z", demo_text())
+    hunt = load_hunt_file(running, "demo.yaml")
     at = hunt.treasures.get(slug="spyglass").clue_at
     sent = Event.objects.filter(hunt=hunt, kind="treasure.clue").order_by("seq")
     clues = lambda: list(sent.values_list("data__clue", flat=True))  # noqa: E731
-    release_due(hunt=Hunt.objects.get(pk=hunt.pk), now=at)
+
+    def release(minutes: int) -> None:
+        release_due(hunt=Hunt.objects.get(pk=hunt.pk), now=at + timedelta(minutes=minutes))
+
+    release(0)
     first = clues()
     assert first == [hunt.treasures.get(slug="spyglass").clue]
     assert first[0].endswith("then time the fog gun.")
 
-    load_hunt_file(demo_text(), "demo.yaml")  # unchanged: the clue that went out stays out
-    release_due(hunt=Hunt.objects.get(pk=hunt.pk), now=at + timedelta(minutes=1))
+    load_hunt_file(running, "demo.yaml")  # unchanged: the clue that went out stays out
+    moved = edit("clue_at: 2026-12-01T21:00:00Z", "clue_at: 2026-12-02T09:00:00Z", running)
+    load_hunt_file(moved, "demo.yaml")  # a new time for a clue already out: it is out
+    load_hunt_file(edit("fog gun.", "fog   gun. ", moved), "demo.yaml")  # spaces alone: the same clue
+    release(1)
     assert clues() == first
+    assert hunt.treasures.get(slug="spyglass").clue_released
 
-    corrected = edit("then time the fog gun.", "then time the fog horn.", demo_text())
-    load_hunt_file(corrected, "demo.yaml")
+    load_hunt_file(edit("fog gun.", "fog horn.", running), "demo.yaml")
     assert not hunt.treasures.get(slug="spyglass").clue_released
-    release_due(hunt=Hunt.objects.get(pk=hunt.pk), now=at + timedelta(minutes=2))
+    release(2)
 
     assert clues() == [*first, first[0].replace("fog gun", "fog horn")]
     assert hunt.treasures.get(slug="spyglass").clue_released

@@ -237,6 +237,20 @@ def test_clue_is_released_once_at_its_time(factories, hunt):
     }
 
 
+def test_a_released_clue_reopens_only_for_a_corrected_text_while_the_hunt_runs(factories, hunt):
+    from puzzles.services import reopen_edited_clue
+
+    treasure = factories.TreasureFactory(hunt=hunt, clue="Follow the light.", clue_released=True)
+    during, after = hunt.ends_at - timedelta(minutes=1), hunt.ends_at
+
+    assert reopen_edited_clue(treasure, "Follow  the\r\nlight. ", now=during) == []  # whitespace alone
+    assert reopen_edited_clue(treasure, "Follow the dark.", now=after) == []  # the clock sends no more
+    assert treasure.clue_released
+    assert reopen_edited_clue(treasure, "Follow the dark.", now=during) == ["clue_released"]
+    assert not treasure.clue_released
+    assert reopen_edited_clue(treasure, "Follow the dark.", now=during) == []  # not out: nothing to reopen
+
+
 def test_only_the_solve_completing_the_requirements_enqueues_a_claim(monkeypatch, golden_key, team):
     enqueued = []
     monkeypatch.setattr("puzzles.services.enqueue", lambda name, *args: enqueued.append((name, args)))
