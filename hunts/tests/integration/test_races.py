@@ -453,10 +453,11 @@ def test_without_locks_concurrent_joins_overfill_the_team(
     hunt, teams = nearly_full_teams
     drop_constraints(Event, "event_team_seq_unique")
     slowed(monkeypatch, hunt_services, "_check_can_join")
+    # One team's joiners: the pool holds only a few connections at once (2 while it grows), and with all
+    # twenty teams' hundred joiners in random order, two of one team at once was not certain (the race
+    # did not happen in one CI run on a slow VM). With one team, any two at once are its joiners.
+    outcomes = join_at_once(hunt, teams[:1])
 
-    outcomes = join_at_once(hunt, teams)
-
-    with pytest.raises(AssertionError):
-        assert_exactly_one_joins_each(hunt, teams, outcomes)
+    assert Counter(outcomes)["ValidationError"] < JOINERS - 1  # more than one got in
     sizes = Counter(Membership.objects.filter(hunt=hunt).values_list("team_id", flat=True))
     assert max(sizes.values()) > hunt.max_team_size
