@@ -84,3 +84,18 @@ async def test_a_guess_unanswered_for_a_minute_no_longer_holds_its_team_back():
     await fleet.guesses(rate=1000, duration=0.003, frame_for=frame_for, drain=0)
 
     assert told == [True, True, False]  # the 2nd does not wait for the lost 1st; the 3rd waits for the 2nd
+
+
+def test_the_report_says_how_many_correct_answers_were_held_back_and_only_when_some_were():
+    from bench import run
+    from bench.tests.test_cpu_split import load, result_with
+
+    result = result_with({"guesses app": load(daphne=11.8), "guesses bare": load(daphne=2.4)})
+    result["figures"] = run.figures(result)
+    assert "held back" not in run.markdown(result)
+
+    result["scenarios"]["guesses"]["app"]["fixed"]["corrects_held_back"] = 226
+    assert (
+        "Correct answers held back in the fixed-rate run until the team's earlier guesses had their answers "
+        "(a wrong one sent instead): 226 of 4000 guesses."
+    ) in run.markdown(result)
