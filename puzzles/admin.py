@@ -19,7 +19,6 @@ from hunts.admin import (
     ServiceForm,
     error_message,
 )
-from hunts.services import lock_hunt
 
 from . import operations
 from .authoring import refresh_puzzle_flags, treasure_code_key
@@ -39,7 +38,7 @@ from .models import (
     TreasureFind,
     Unlock,
 )
-from .services import reopen_edited_clue
+from .services import correct_clue
 
 # --- Authoring ------------------------------------------------------------------------------
 
@@ -191,12 +190,8 @@ class TreasureAdmin(ChangedFieldsOnlyMixin, HuntFixedMixin, admin.ModelAdmin):
     def changed_model_fields(self, form) -> list[str]:
         fields = super().changed_model_fields(form)
         fields = [*fields, "code_key"] if "code" in fields else fields
-        if "clue" in fields:  # in the change view's transaction: the hunt's lock, as the clock's release
-            treasure = form.instance
-            lock_hunt(treasure.hunt_id)
-            released = Treasure.objects.values_list("clue_released", flat=True)
-            treasure.clue_released = released.get(pk=treasure.pk)
-            fields += reopen_edited_clue(treasure, form.initial.get("clue") or "")
+        if "clue" in fields:  # in the change view's transaction
+            fields += correct_clue(form.instance, form.initial.get("clue") or "")
         return fields
 
     def save_model(self, request, obj, form, change):
