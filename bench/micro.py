@@ -78,21 +78,13 @@ async def communicator(app, hunt: dict, player: dict):
 
 
 async def drain(comm, until: str, *, frame_id: str | None = None, timeout: float = 10) -> dict:
+    """Read until a frame of type `until` (answering `frame_id`, if given); an error frame is a RuntimeError
+    unless an error is what is awaited."""
     while True:
         frame = await comm.receive_json_from(timeout=timeout)
-        if frame["type"] == "error":
+        if frame["type"] == "error" and until != "error":
             raise RuntimeError(frame)
         if frame["type"] == until and (frame_id is None or frame.get("id", frame_id) == frame_id):
-            return frame
-
-
-async def refusal(comm, frame_id: str, *, timeout: float = 10) -> dict:
-    """Read until the error frame answering `frame_id`; anything else it answers with is a RuntimeError."""
-    while True:
-        frame = await comm.receive_json_from(timeout=timeout)
-        if frame.get("id") == frame_id:
-            if frame["type"] != "error":
-                raise RuntimeError(f"not refused: {frame}")
             return frame
 
 
@@ -199,7 +191,7 @@ async def measure(hunt: dict, ops: int, profile: str | None) -> dict:
             await comm.send_json_to(
                 {"type": "guess.submit", "puzzle": "p0", "answer": f"late {n}", "id": f"r{n}"}
             )
-            await refusal(comm, f"r{n}")
+            await drain(comm, "error", frame_id=f"r{n}")
             await comm.send_json_to(
                 {"type": "guess.submit", "puzzle": "p1", "answer": f"wrong {n}", "id": f"w{n}"}
             )
