@@ -9,6 +9,7 @@ race) that must then break, proving the race test can fail.
 """
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -264,7 +265,7 @@ def drop_constraints():
             editor.add_constraint(model, constraint)
 
 
-def held_together(monkeypatch, owner, name: str, *, parties: int = 2, when=None, timeout: float = 5.0) -> None:
+def held_together(monkeypatch, owner, name: str, *, parties: int = 2, when=None, timeout: float = 5.0):
     """Hold a race window open (for the twins only): the first `parties` calls of `owner.name` (those for
     which `when(*args, **kwargs)` holds, if given) return only once all of them have run, or after
     `timeout`; so each has read before any of them writes. Later calls go straight through. Widening the
@@ -282,10 +283,9 @@ def held_together(monkeypatch, owner, name: str, *, parties: int = 2, when=None,
                 calls += 1
                 wait = calls <= parties
             if wait:
-                try:
+                # The others never came (the guard held them back): the race did not happen.
+                with contextlib.suppress(threading.BrokenBarrierError):
                     barrier.wait(timeout)
-                except threading.BrokenBarrierError:  # the others never came: the race did not happen
-                    pass
         return result
 
     monkeypatch.setattr(owner, name, held)
@@ -352,7 +352,7 @@ def test_without_locks_concurrent_solves_lose_or_double_the_unlock(
     third, teams = threshold_hunt
     drop_constraints(Event, "event_team_seq_unique")
     drop_constraints(Unlock, "unlock_once")
-    held_together(monkeypatch, play, "_solved_map")  # both solves read the team's solves before either commits
+    held_together(monkeypatch, play, "_solved_map")  # both read the team's solves before either commits
 
     outcomes = solve_both_at_once(teams[:1])
 
