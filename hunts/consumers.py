@@ -18,6 +18,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from puzzles.services import guess_data, submit_guess
+from treasurehunt import lanes
 
 from . import pings, presence
 from .errors import Conflict, NotFound, RateLimited
@@ -147,16 +148,19 @@ async def dispatch_loop(sources, dispatch) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def in_pool(method):
-    """Run the consumer's database work in the loop's thread pool, not the one thread shared by the process.
+def in_pool(method=None, *, lane: int = lanes.URGENT):
+    """Run the consumer's database work in the stream pool's threads, not the one thread the process shares.
 
     database_sync_to_async defaults to the thread every thread-sensitive call of the process shares, so
     one socket's connect or guess waited for every other socket's: with thousands of sockets the guesses
     and the hellos of a connect storm queued there. A consumer handles its own frames one at a time, and
     the services lock the rows they change, so these calls may run side by side (each with its own
-    pooled connection; DB_POOL_MAX >= the pool's threads).
+    pooled connection; DB_POOL_MAX >= the pool's threads). The pool serves a lane at a time, the most
+    urgent first (treasurehunt/lanes.py): a guess or a resume does not queue behind a storm's connects.
     """
-    return database_sync_to_async(method, thread_sensitive=False)
+    if method is None:
+        return functools.partial(in_pool, lane=lane)
+    return database_sync_to_async(method, thread_sensitive=False, executor=lanes.stream_lane(lane))
 
 
 class HuntConsumer(AsyncJsonWebsocketConsumer):
@@ -234,7 +238,7 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
         self.closing = True
         await self.close(code)
 
-    @in_pool
+    @in_pool(lane=lanes.CONNECT)
     def open_stream(self) -> int | tuple[dict, list[str] | None]:
         """A connect's one database hop (one pooled connection): authenticate, join, greet.
 

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import json
+import threading
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -35,6 +36,7 @@ from testing.factories import (
     TeamFactory,
     UserFactory,
 )
+from treasurehunt import lanes
 from treasurehunt.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -461,6 +463,55 @@ async def test_guess_over_the_socket_is_accepted_and_reaches_teammates(world, so
     assert judged["stream"] == "team"
     assert judged["data"]["guess"]["id"] == guess["id"]
     assert (await receive_until(bob, "puzzle.solved"))["data"]["points"] == 10
+
+
+@pytest.fixture
+def one_thread_stream_pool():
+    """The process's stream pool with one thread, whose work records the lane it came by as it runs."""
+    ran = []
+
+    class Recording(lanes.Lanes):
+        def submit(self, lane, fn, /, *args, **kwargs):
+            def run():
+                ran.append(lane)
+                return fn(*args, **kwargs)
+
+            return super().submit(lane, run)
+
+    pool = Recording(1, name="test-stream")
+    old = lanes.set_stream_pool(pool)
+    yield pool, ran
+    lanes.set_stream_pool(old)
+
+
+async def wait_for_waiting(pool, lane: int) -> None:
+    for _ in range(int(TIMEOUT / 0.01)):
+        if pool.waiting(lane):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"nothing queued in lane {lane}")
+
+
+async def test_a_guess_goes_before_the_connects_waiting_for_a_thread(world, sockets, one_thread_stream_pool):
+    """In a connect storm a guess from an open socket does not queue behind the connects (BENCHMARKS.md,
+    fix 51): the stream pool runs the guess's hop first."""
+    pool, ran = one_thread_stream_pool
+    ann = await connected(sockets, "ann", world)
+    await drain(ann)
+    busy, release = threading.Event(), threading.Event()
+    pool.submit(lanes.CONNECT, lambda: busy.set() or release.wait(TIMEOUT))
+    assert await asyncio.to_thread(busy.wait, TIMEOUT)  # the pool's one thread is taken
+    bob = await sockets(token=world.tokens["bob"])  # accepted; its hop waits for the thread
+    await wait_for_waiting(pool, lanes.CONNECT)
+    await ann.send_json_to(guess_submit("low beam", "g-1"))
+    await wait_for_waiting(pool, lanes.URGENT)
+    del ran[:]
+
+    release.set()
+
+    assert (await receive_until(ann, "guess.accepted"))["id"] == "g-1"
+    assert (await receive(bob))["type"] == "hello"
+    assert ran == [lanes.URGENT, lanes.CONNECT]
 
 
 async def test_repeated_guess_id_returns_the_original(world, sockets):
