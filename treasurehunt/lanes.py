@@ -6,7 +6,9 @@ queue there, and a guess sent by an open socket waited behind all of them: a med
 `guess.accepted` while 5,000 sockets connected (BENCHMARKS.md, fix 51). Here each hop is handed to a lane,
 and a free thread takes the oldest work of the most urgent lane that has any: a guess waits at most for
 one thread to finish the hop it is in. The threads are as many as the default pool's, so the process
-needs no more database connections than before (README, "Sizing").
+needs no more database connections than before (README, "Sizing"). They are daemon threads: a hop still
+running when the process exits is cut, and its transaction rolls back (a guess is then not recorded, and
+its client, which got no `guess.accepted`, sends it again with the same id on its next socket).
 """
 
 import os
