@@ -7,8 +7,9 @@ queue there, and a guess sent by an open socket waited behind all of them: a med
 and a free thread takes the oldest work of the most urgent lane that has any: a guess waits at most for
 one thread to finish the hop it is in. The threads are as many as the default pool's, so the process
 needs no more database connections than before (README, "Sizing"). They are daemon threads: a hop still
-running when the process exits is cut, and its transaction rolls back (a guess is then not recorded, and
-its client, which got no `guess.accepted`, sends it again with the same id on its next socket).
+running when the process exits is cut, and its transaction rolls back: a guess is then not recorded, and
+its client, which got no `guess.accepted`, sends it again under the same id (the hunt page posts its form
+after a timeout).
 """
 
 import os
