@@ -48,6 +48,8 @@ BENCHMARKS = ROOT / "BENCHMARKS.md"
 P99_TARGET_MS = 50.0
 SCENARIOS = ("storm", "guesses", "http")
 PROFILES = ("storm", "announcement", "guesses", "http")  # --profile: a scenario, or the storm's announcement
+STORM_GUESSERS = 40  # --storm-guesses: sockets opened before the storm that guess during it
+STORM_GUESS_SECONDS = 10.0  # ... for this long (or the fixed-rate run's duration, if shorter)
 SERVER_CORE, CLIENT_CORE = 0, 1
 
 
@@ -65,6 +67,9 @@ class Options:
     http_duration: float = 10.0
     http_concurrency: int = 16
     ping_interval: float = 10.0  # each socket pings like a browser (0: never)
+    # Guesses/s sent during the app's first storm by STORM_GUESSERS sockets opened before it (0: none).
+    # Informative: their work loads the storm it measures, so the standard run sends none.
+    storm_guesses: float = 0.0
     mix: dict = field(default_factory=lambda: {"wrong": 0.7, "partial": 0.2, "correct": 0.1})
     judged_share: float = 0.0  # share of guesses on puzzles judged by the Celery worker
     pin: bool = True
@@ -93,6 +98,7 @@ def smoke_options(out_dir: str) -> Options:
         http_concurrency=4,
         ping_interval=1.0,
         judged_share=0.2,
+        storm_guesses=5,
         pin=False,
         smoke=True,
         database_url=_with_database(server, f"th_bench_smoke_{os.getpid()}"),
@@ -603,8 +609,15 @@ class Bench:
             for cycle in range(1, self.opts.cycles + 1):
                 label = f"storm {cycle}/{self.opts.cycles}"
                 fleet, pinger = await self.fleet(kind)
+                during = None
+                if kind == "app" and cycle == 1 and self.opts.storm_guesses:
+                    during = await self.guessing_during(label)
                 with self.profiling("storm" if cycle == 1 else "", kind):
                     storm = await fleet.open(self.players(kind)[: self.opts.storm], label=label)
+                if during is not None:
+                    guessers, sending = during
+                    storm["guesses_during"] = await sending
+                    await guessers.close()
                 connected_rss = await settled_rss(pid)
                 if kind == "app":
                     post = functools.partial(self.post_announcement, client)
@@ -634,7 +647,9 @@ class Bench:
                 )
         first = cycles[0]
         per_socket = (first["connected_rss_kb"] - idle_before) / max(1, first["storm"]["connected"])
+        during = first["storm"].get("guesses_during")
         return {
+            **({"guesses_during": during} if during else {}),
             "idle_rss_before_kb": idle_before,
             "cycles": cycles,
             "all_hello_s": first["storm"]["all_hello_s"],
@@ -645,6 +660,36 @@ class Bench:
             "rss_per_socket_kb": round(per_socket, 1),
             "idle_growth": round(cycles[-1]["idle_rss_kb"] / first["idle_rss_kb"], 3),
         }
+
+    async def guessing_during(self, label: str) -> tuple[Fleet, asyncio.Future]:
+        """Sockets opened before a storm, and their guesses sent while it connects (--storm-guesses): how
+        long a player already in waits for a verdict while thousands connect (BENCHMARKS.md, fix 51)."""
+        guessers = Fleet("app", progress=self.progress)
+        players = self.players("app")[: min(STORM_GUESSERS, self.opts.storm)]
+        opened = await guessers.open(players, label=f"{label} guessers")
+        if opened["connected"] != len(players):
+            raise RuntimeError(f"guessers: {opened['connected']} of {len(players)} open before the storm")
+        seconds = min(STORM_GUESS_SECONDS, self.opts.duration)
+        guesses = guessers.guesses(
+            rate=self.opts.storm_guesses,
+            duration=seconds,
+            frame_for=self.guess_maker,
+            label=f"{label} guesses",
+            drain=30.0,
+        )
+
+        async def summary() -> dict:
+            got = await guesses
+            kept = ("sent", "delivered", "undelivered", "duplicates", "latency_ms", "accepted_ms")
+            return {
+                "rate": self.opts.storm_guesses,
+                "sockets": len(players),
+                "seconds": seconds,
+                **{key: got[key] for key in kept},
+                "error_frames": got["error_frames"],
+            }
+
+        return guessers, asyncio.ensure_future(summary())  # sending from now on, as the storm starts
 
     async def _broadcast(self, fleet: Fleet, text: str) -> float:
         started = time.perf_counter()
@@ -1086,6 +1131,17 @@ def markdown(result: dict) -> str:
                 f"answers (a wrong one sent instead): {fixed['corrects_held_back']} of "
                 f"{fixed.get('sent', '?')} guesses.",
             ]
+    during = result["scenarios"].get("storm", {}).get("app", {}).get("guesses_during")
+    if during:
+        latency = during["latency_ms"]
+        lines += [
+            "",
+            f"Guesses during the first storm (informative: their work loads the storm): "
+            f"{during['rate']:g}/s for {during['seconds']:g} s from {during['sockets']} sockets opened "
+            f"before it, each until every teammate had its verdict p50 {latency.get('p50')} ms, p90 "
+            f"{latency.get('p90')} ms, p99 {latency.get('p99')} ms; {during['delivered']} of "
+            f"{during['sent']} delivered.",
+        ]
     lines += ["", f"Command: `{result['command']}`", ""]
     return "\n".join(lines)
 
@@ -1196,6 +1252,13 @@ def parse_args(argv: list[str] | None) -> Options:
         type=float,
         default=d.judged_share,
         help="share of guesses judged by the Celery worker (numeric puzzles)",
+    )
+    p.add_argument(
+        "--storm-guesses",
+        type=float,
+        default=d.storm_guesses,
+        help=f"guesses/s from {STORM_GUESSERS} sockets opened before the first storm, sent during it "
+        "(informative: they load the storm)",
     )
     p.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin processes to cores")
     p.add_argument(

@@ -60,6 +60,18 @@ def test_every_socket_connects_in_every_storm_and_hears_the_announcement(result)
             assert cycle["announcement"]["reached"] == cycle["announcement"]["sockets"] == 20, kind
 
 
+def test_guesses_sent_during_the_first_storm_reach_every_teammate(result):
+    # --storm-guesses (fix 51's figure): sockets opened before the storm guess while it connects.
+    during = result["scenarios"]["storm"]["app"]["guesses_during"]
+    assert (during["rate"], during["seconds"], during["sockets"]) == (5, 2, 20)
+    assert during["sent"] == 10
+    assert during["delivered"] == during["sent"] and during["undelivered"] == 0
+    assert during["duplicates"] == 0 and during["error_frames"] == {}
+    assert "guesses_during" not in result["scenarios"]["storm"]["bare"]
+    assert "Guesses during the first storm (informative" in run.markdown(result)
+    assert "Guesses during" not in run.markdown({**result, "scenarios": {}})
+
+
 def test_http_guesses_and_the_bare_view_answer_every_request(result):
     app, bare = result["scenarios"]["http"]["app"], result["scenarios"]["http"]["bare"]
     assert app["requests"] > 0 and set(app["statuses"]) == {"201"} and not app["failures"]
