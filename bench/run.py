@@ -612,12 +612,15 @@ class Bench:
                 during = None
                 if kind == "app" and cycle == 1 and self.opts.storm_guesses:
                     during = await self.guessing_during(label)
-                with self.profiling("storm" if cycle == 1 else "", kind):
-                    storm = await fleet.open(self.players(kind)[: self.opts.storm], label=label)
-                if during is not None:
-                    guessers, sending = during
-                    storm["guesses_during"] = await sending
-                    await guessers.close()
+                try:
+                    with self.profiling("storm" if cycle == 1 else "", kind):
+                        storm = await fleet.open(self.players(kind)[: self.opts.storm], label=label)
+                    if during is not None:
+                        storm["guesses_during"] = await during[1]
+                finally:  # the guessers gone before memory and the announcement are measured, or on an error
+                    if during is not None:
+                        during[1].cancel()
+                        await during[0].close()
                 connected_rss = await settled_rss(pid)
                 if kind == "app":
                     post = functools.partial(self.post_announcement, client)
@@ -668,6 +671,7 @@ class Bench:
         players = self.players("app")[: min(STORM_GUESSERS, self.opts.storm)]
         opened = await guessers.open(players, label=f"{label} guessers")
         if opened["connected"] != len(players):
+            await guessers.close()
             raise RuntimeError(f"guessers: {opened['connected']} of {len(players)} open before the storm")
         seconds = min(STORM_GUESS_SECONDS, self.opts.duration)
         guesses = guessers.guesses(

@@ -5,8 +5,10 @@ event loop's default thread pool, first come, first served. In a connect storm t
 queue there, and a guess sent by an open socket waited behind all of them: a median of 9.7 s before its
 `guess.accepted` while 5,000 sockets connected (BENCHMARKS.md, fix 51). Here each hop is handed to a lane,
 and a free thread takes the oldest work of the most urgent lane that has any: a guess waits at most for
-one thread to finish the hop it is in. The threads are as many as the default pool's, so the process
-needs no more database connections than before (README, "Sizing"). They are daemon threads: a hop still
+one thread to finish the hop it is in. Connects wait while urgent work keeps every thread busy (no aging):
+guesses come from open sockets at a player's pace, far below what the threads serve. The threads are as
+many as the default pool's, so the process needs no more database connections than before (README,
+"Sizing"). They are daemon threads: a hop still
 running when the process exits is cut, and its transaction rolls back: a guess is then not recorded, and
 its client, which got no `guess.accepted`, sends it again under the same id (the hunt page posts its form
 after a timeout).
@@ -44,6 +46,12 @@ class Lanes:
         """Threads started so far (at most max_workers)."""
         return self._threads
 
+    @property
+    def idle(self) -> int:
+        """Threads waiting for work and not yet woken for any."""
+        with self._cond:
+            return self._idle
+
     def waiting(self, lane: int) -> int:
         """Work of `lane` not yet taken by a thread."""
         with self._cond:
@@ -57,9 +65,14 @@ class Lanes:
                 self._idle -= 1
                 self._cond.notify()
             elif self._threads < self.max_workers:
+                name = f"{self.name}-{self._threads + 1}"
+                thread = threading.Thread(target=self._work, name=name, daemon=True)
+                try:
+                    thread.start()
+                except BaseException:  # no thread ("can't start new thread"): the work does not stay queued
+                    self._queues[lane].pop()
+                    raise
                 self._threads += 1
-                thread = threading.Thread(target=self._work, name=f"{self.name}-{self._threads}", daemon=True)
-                thread.start()
         return future
 
     def _next(self):

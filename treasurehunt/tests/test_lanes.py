@@ -65,6 +65,7 @@ def test_threads_start_as_work_comes_up_to_the_limit_and_are_reused():
     pool = Lanes(2)
     for n in range(5):  # one at a time: one thread serves them all
         assert pool.submit(URGENT, lambda n=n: n).result(WAIT) == n
+        wait_until(lambda: pool.idle == 1)  # back waiting (its result may reach us first)
     assert pool.threads == 1
 
     releases = [blocked(pool), blocked(pool)]
@@ -98,6 +99,41 @@ def test_a_lane_executor_submits_to_the_process_pool_of_the_moment():
         assert executor.submit(threading.current_thread).result(WAIT).name == "test-1"
     finally:
         lanes.set_stream_pool(old)
+
+
+def test_work_from_many_threads_at_once_all_runs_once():
+    pool, submitters, per_submitter = Lanes(3), 8, 200
+    futures, lock, start = [], threading.Lock(), threading.Barrier(submitters)
+
+    def submit_many(k):
+        start.wait(WAIT)
+        mine = [pool.submit((k + i) % 2, lambda k=k, i=i: (k, i)) for i in range(per_submitter)]
+        with lock:
+            futures.extend(mine)
+
+    threads = [threading.Thread(target=submit_many, args=(k,)) for k in range(submitters)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+
+    results = [future.result(WAIT) for future in futures]
+    assert sorted(results) == [(k, i) for k in range(submitters) for i in range(per_submitter)]
+    assert pool.threads == 3
+    wait_until(lambda: pool.idle == 3)
+    assert pool.waiting(URGENT) == pool.waiting(CONNECT) == 0
+
+
+def test_a_thread_that_cannot_start_leaves_no_work_behind(monkeypatch):
+    pool = Lanes(1)
+
+    def refuse(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    with pytest.raises(RuntimeError):
+        pool.submit(URGENT, print)
+    assert (pool.threads, pool.waiting(URGENT)) == (0, 0)
 
 
 def test_a_pool_needs_a_thread():
