@@ -14,10 +14,11 @@ its client, which got no `guess.accepted`, sends it again under the same id (the
 after a timeout).
 """
 
-import os
 import threading
 from collections import deque
 from concurrent.futures import Executor, Future
+
+from django.conf import settings
 
 URGENT = 0  # what a player is waiting on: a guess, a resume
 CONNECT = 1  # a socket opening its stream
@@ -37,9 +38,6 @@ class Lanes:
         self._cond = threading.Condition()
         self._threads = 0
         self._idle = 0  # threads waiting for work and not yet woken for any
-
-    def lane(self, lane: int) -> "Lane":
-        return Lane(self, lane)
 
     @property
     def threads(self) -> int:
@@ -105,16 +103,11 @@ class Lane(Executor):
 
     The pool is looked up at each submit, so a test may put another in its place (set_stream_pool)."""
 
-    def __init__(self, pool: Lanes | None, lane: int):
-        self._pool, self.lane = pool, lane
+    def __init__(self, lane: int):
+        self.lane = lane
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
-        return (self._pool or stream_pool()).submit(self.lane, fn, *args, **kwargs)
-
-
-def default_workers() -> int:
-    """As many threads as the event loop's default pool (asyncio's: cores + 4, at most 32)."""
-    return min(32, (os.cpu_count() or 1) + 4)
+        return stream_pool().submit(self.lane, fn, *args, **kwargs)
 
 
 _pool: Lanes | None = None
@@ -126,7 +119,7 @@ def stream_pool() -> Lanes:
     if _pool is None:
         with _pool_lock:
             if _pool is None:
-                _pool = Lanes(default_workers())
+                _pool = Lanes(settings.STREAM_THREADS)
     return _pool
 
 
@@ -140,4 +133,4 @@ def set_stream_pool(pool: Lanes | None) -> Lanes | None:
 
 def stream_lane(lane: int) -> Lane:
     """An executor submitting to `lane` of whatever stream pool the process has when the work comes."""
-    return Lane(None, lane)
+    return Lane(lane)

@@ -62,8 +62,11 @@ MIDDLEWARE = [
 ROOT_URLCONF = "treasurehunt.urls"
 WSGI_APPLICATION = "treasurehunt.wsgi.application"
 ASGI_APPLICATION = "treasurehunt.asgi.application"
+# Threads that run the live stream's database hops in each daphne process (treasurehunt/lanes.py): as many
+# as asyncio's default pool, whose place they took.
+STREAM_THREADS = min(32, (os.cpu_count() or 1) + 4)
 # Threads that run HTTP requests (middleware and view) in each daphne process (treasurehunt/http.py).
-HTTP_THREADS = env.int("HTTP_THREADS", default=min(32, (os.cpu_count() or 1) + 4))  # as the loop's own pool
+HTTP_THREADS = env.int("HTTP_THREADS", default=STREAM_THREADS)
 
 TEMPLATES = [
     {
