@@ -1047,8 +1047,6 @@ def correct_clue(treasure: Treasure, old_clue: str) -> list[str]:
     """reopen_edited_clue for an edit made outside the hunt file's import (the admin): takes the hunt's lock
     as the clock's release does and reads `clue_released` under it, so a clue the clock sends meanwhile
     goes out again corrected."""
-    if _clue_words(treasure.clue) == _clue_words(old_clue):
-        return []
     treasure.hunt = lock_hunt(treasure.hunt_id)
     treasure.clue_released = Treasure.objects.values_list("clue_released", flat=True).get(pk=treasure.pk)
     return reopen_edited_clue(treasure, old_clue)
