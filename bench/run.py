@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, asynccontextmanager, contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -609,18 +609,12 @@ class Bench:
             for cycle in range(1, self.opts.cycles + 1):
                 label = f"storm {cycle}/{self.opts.cycles}"
                 fleet, pinger = await self.fleet(kind)
-                during = None
-                if kind == "app" and cycle == 1 and self.opts.storm_guesses:
-                    during = await self.guessing_during(label)
-                try:
+                guessing = kind == "app" and cycle == 1 and self.opts.storm_guesses
+                async with self.guessing_during(label) if guessing else nullcontext() as during:
                     with self.profiling("storm" if cycle == 1 else "", kind):
                         storm = await fleet.open(self.players(kind)[: self.opts.storm], label=label)
-                    if during is not None:
-                        storm["guesses_during"] = await during[1]
-                finally:  # the guessers gone before memory and the announcement are measured, or on an error
-                    if during is not None:
-                        during[1].cancel()
-                        await during[0].close()
+                if during is not None:  # the guessers are gone: memory and the announcement are measured next
+                    storm["guesses_during"] = during
                 connected_rss = await settled_rss(pid)
                 if kind == "app":
                     post = functools.partial(self.post_announcement, client)
@@ -664,36 +658,37 @@ class Bench:
             "idle_growth": round(cycles[-1]["idle_rss_kb"] / first["idle_rss_kb"], 3),
         }
 
-    async def guessing_during(self, label: str) -> tuple[Fleet, asyncio.Future]:
-        """Sockets opened before a storm, and their guesses sent while it connects (--storm-guesses): how
-        long a player already in waits for a verdict while thousands connect (BENCHMARKS.md, fix 51)."""
+    @asynccontextmanager
+    async def guessing_during(self, label: str):
+        """Sockets opened before a storm send guesses while it connects (--storm-guesses): how long a player
+        already in waits for a verdict while thousands connect (BENCHMARKS.md, fix 51). Yields a dict that
+        holds their figures once the block (the storm) is over; the sockets are closed on leaving it."""
         guessers = Fleet("app", progress=self.progress)
         players = self.players("app")[: min(STORM_GUESSERS, self.opts.storm)]
-        opened = await guessers.open(players, label=f"{label} guessers")
-        if opened["connected"] != len(players):
-            await guessers.close()
-            raise RuntimeError(f"guessers: {opened['connected']} of {len(players)} open before the storm")
         seconds = min(STORM_GUESS_SECONDS, self.opts.duration)
-        guesses = guessers.guesses(
-            rate=self.opts.storm_guesses,
-            duration=seconds,
-            frame_for=self.guess_maker,
-            label=f"{label} guesses",
-            drain=30.0,
-        )
-
-        async def summary() -> dict:
-            got = await guesses
+        sending = None
+        try:
+            opened = await guessers.open(players, label=f"{label} guessers")
+            if opened["connected"] != len(players):
+                raise RuntimeError(f"guessers: {opened['connected']} of {len(players)} open before the storm")
+            sending = asyncio.ensure_future(
+                guessers.guesses(
+                    rate=self.opts.storm_guesses,
+                    duration=seconds,
+                    frame_for=self.guess_maker,
+                    label=f"{label} guesses",
+                    drain=30.0,
+                )
+            )
+            figures = {"rate": self.opts.storm_guesses, "sockets": len(players), "seconds": seconds}
+            yield figures
+            got = await sending
             kept = ("sent", "delivered", "undelivered", "duplicates", "latency_ms", "accepted_ms")
-            return {
-                "rate": self.opts.storm_guesses,
-                "sockets": len(players),
-                "seconds": seconds,
-                **{key: got[key] for key in kept},
-                "error_frames": got["error_frames"],
-            }
-
-        return guessers, asyncio.ensure_future(summary())  # sending from now on, as the storm starts
+            figures.update({key: got[key] for key in (*kept, "error_frames")})
+        finally:
+            if sending is not None:
+                sending.cancel()
+            await guessers.close()
 
     async def _broadcast(self, fleet: Fleet, text: str) -> float:
         started = time.perf_counter()
