@@ -34,6 +34,7 @@ from websockets.exceptions import ConnectionClosed
 
 perf = time.perf_counter
 TYPE_PREFIX = '{"type": "'  # json.dumps with default separators, "type" first: every frame of both consumers
+DRAIN_MAX = 120.0  # seconds a guess run waits at most, after its last send, for guesses still arriving
 
 
 def raise_open_files_limit() -> int:
@@ -305,8 +306,15 @@ class Fleet:
         self.open_flights += 1
         return flight
 
-    async def _drain(self, deadline: float, label: str) -> None:
+    async def _drain(self, deadline: float, label: str, *, stall: float | None = None) -> None:
+        """Wait until every flight is done, or until `deadline`, or (with `stall`) until none has been done
+        for `stall` seconds."""
+        left, progressed = self.open_flights, perf()
         while self.open_flights > 0 and perf() < deadline:
+            if self.open_flights != left:
+                left, progressed = self.open_flights, perf()
+            elif stall is not None and perf() - progressed >= stall:
+                return
             self.progress.update(f"{label} {self.name}: waiting for {self.open_flights} deliveries")
             await asyncio.sleep(0.02)
 
@@ -339,6 +347,11 @@ class Fleet:
         earlier guess of the team has its answer (guess.accepted or an error). Latency runs from the moment
         the frame is handed to the socket to the arrival of the last copy of its guess.judged at the team's
         sockets.
+
+        After the last send it waits for the guesses in the air as long as they keep reaching their teams:
+        until `drain` seconds pass with none done (or DRAIN_MAX in all). A server behind the rate delivers
+        late, and its late guesses count with their latency; "undelivered" are the guesses that stopped
+        arriving, not the slow ones.
         """
         self.reset_counters()
         teams = self.teams()
@@ -373,7 +386,7 @@ class Fleet:
                     f"{label} {self.name}: {rate:g}/s {i}/{total} sent, {self.open_flights} in the air"
                 )
         sent_for = perf() - t0
-        await self._drain(perf() + drain, label)
+        await self._drain(perf() + max(drain, DRAIN_MAX), label, stall=drain)
         wall = perf() - t0
         result = self._delivery()
         done = [f for f in self.flights.values() if f.done_at is not None]
