@@ -683,8 +683,18 @@ class Bench:
             figures = {"rate": self.opts.storm_guesses, "sockets": len(players), "seconds": seconds}
             yield figures
             got = await sending
-            kept = ("sent", "delivered", "undelivered", "duplicates", "latency_ms", "accepted_ms")
-            figures.update({key: got[key] for key in (*kept, "error_frames")})
+            kept = (
+                "sent",
+                "delivered",
+                "undelivered",
+                "duplicates",
+                "latency_ms",
+                "accepted_ms",
+                "error_frames",
+            )
+            # With each guess's send time and latency (`timeline`, from `started_at`): which seconds of
+            # the storm kept the players already in waiting.
+            figures.update({key: got[key] for key in (*kept, "started_at", "timeline")})
         finally:
             if sending is not None:
                 sending.cancel()

@@ -67,6 +67,7 @@ def test_guesses_sent_during_the_first_storm_reach_every_teammate(result):
     assert during["sent"] == 10
     assert during["delivered"] == during["sent"] and during["undelivered"] == 0
     assert during["duplicates"] == 0 and during["error_frames"] == {}
+    assert len(during["timeline"]) == 10 and all(latency is not None for _, latency in during["timeline"])
     assert "guesses_during" not in result["scenarios"]["storm"]["bare"]
     assert "Guesses during the first storm (informative" in run.markdown(result)
     assert "Guesses during" not in run.markdown({**result, "scenarios": {}})
