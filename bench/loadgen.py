@@ -390,11 +390,14 @@ class Fleet:
         wall = perf() - t0
         result = self._delivery()
         done = [f for f in self.flights.values() if f.done_at is not None]
+        # Throughput: guesses done per second from the first send to the last send or the last done,
+        # whichever came later (a server behind the rate finishes after the sending stopped).
+        finished = max(sent_for, max((f.done_at for f in done), default=t0) - t0)
         accepted = [(f.accepted_at - f.sent_at) * 1000 for f in self.flights.values() if f.accepted_at]
         result.update(
             rate=rate,
             duration_s=round(sent_for, 2),
-            delivered_per_s=round(len(done) / sent_for, 1) if sent_for else None,
+            delivered_per_s=round(len(done) / finished, 1) if sent_for else None,
             scheduler_late_max_ms=round(late * 1000, 1),
             accepted_ms=summarize(accepted),
             created=dict(self.created),
