@@ -13,6 +13,7 @@ from treasurehunt.http import ASGIHandler  # noqa: E402
 django_app = ASGIHandler()  # each request's middleware and view in one thread (treasurehunt/http.py)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from hunts.clock import ClockMiddleware  # noqa: E402
 from hunts.middleware import OriginRuleMiddleware, stream_auth  # noqa: E402
@@ -21,7 +22,9 @@ from puzzles.services import release_all_due  # noqa: E402
 from treasurehunt import housekeeping, transport, wsdebug  # noqa: E402
 from treasurehunt.memory import ReleaseMemory, collection_watch  # noqa: E402
 
-transport.install()  # daphne's connections write through to the socket (treasurehunt/transport.py)
+# daphne's connections write through to the socket, and new ones pass the handshake gate when it is set
+# (treasurehunt/transport.py).
+transport.install(handshakes=settings.HANDSHAKES_IN_FLIGHT, hold=settings.HANDSHAKE_HOLD_SECONDS)
 wsdebug.install()  # autobahn's debug lines cost nothing unless written (treasurehunt/wsdebug.py)
 housekeeping.install()  # daphne's passes over every connection in slices (treasurehunt/housekeeping.py)
 

@@ -65,6 +65,10 @@ ASGI_APPLICATION = "treasurehunt.asgi.application"
 # Threads that run the live stream's database hops in each daphne process (treasurehunt/lanes.py): as many
 # as asyncio's default pool, whose place they took.
 STREAM_THREADS = min(32, (os.cpu_count() or 1) + 4)
+# New connections read at once until their first write, in each daphne process (0: no limit; README,
+# "Sizing"; treasurehunt/transport.py, HandshakeGate), and how long one may hold its place.
+HANDSHAKES_IN_FLIGHT = env.int("HANDSHAKES_IN_FLIGHT", default=0)
+HANDSHAKE_HOLD_SECONDS = env.float("HANDSHAKE_HOLD_SECONDS", default=2.0)
 # Threads that run HTTP requests (middleware and view) in each daphne process (treasurehunt/http.py).
 HTTP_THREADS = env.int("HTTP_THREADS", default=STREAM_THREADS)
 
