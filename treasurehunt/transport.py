@@ -84,6 +84,8 @@ class HandshakeGate:
     def __init__(self, limit: int, hold: float, clock=None):
         if limit < 1:
             raise ValueError("limit must be at least 1")
+        if not hold > 0:
+            raise ValueError("hold must be a positive number of seconds")
         self.limit, self.hold, self.clock = limit, hold, clock
         self.reading: dict = {}  # connection -> when it got its slot, oldest first
         self.parked: deque = deque()
@@ -126,15 +128,18 @@ class HandshakeGate:
     def _admit(self) -> None:
         while self.parked and len(self.reading) < self.limit:
             conn = self.parked.popleft()
-            if not conn.connected or conn.disconnecting:
+            if not conn.connected or conn.disconnecting or conn._aborting:
                 continue  # closed while it waited
             self._seat(conn)
             conn.startReading()
 
     def _arm(self, conn) -> None:
-        # While connections wait, a timer frees expired slots even if nothing else happens.
+        # While connections wait, a timer frees each slot when its hold runs out, even if nothing else
+        # happens: it fires when the oldest slot expires.
         if self.timer is None:
-            self.timer = conn.reactor.callLater(self.hold, self._tick, conn)
+            oldest = next(iter(self.reading.values()), None)
+            delay = self.hold if oldest is None else max(0.0, oldest + self.hold - self.now(conn))
+            self.timer = conn.reactor.callLater(delay, self._tick, conn)
 
     def _tick(self, conn) -> None:
         self.timer = None

@@ -121,3 +121,60 @@ def test_the_asgi_entry_point_sets_the_gate_from_the_settings():
 def test_the_gate_refuses_a_limit_below_one():
     with pytest.raises(ValueError):
         transport.HandshakeGate(0, HOLD)
+
+
+def test_the_timer_frees_each_slot_when_its_own_hold_runs_out(gated):
+    accept, reactor = gated
+    a, _ = accept(), accept()  # t=0: both seated
+    p1 = accept()  # parked; the timer is set for t=2 (the oldest slot's hold)
+    reactor.advance(1.0)
+    a.write(b"101")  # t=1: p1 gets a's slot
+    assert p1 in reading(reactor)
+    reactor.advance(0.5)
+    c = accept()  # t=1.5: parked
+    reactor.advance(0.1)
+    d = accept()  # t=1.6: parked
+    reactor.advance(0.45)  # t=2.05: the 2nd connection's slot (since t=0) expires: c is read
+    assert c in reading(reactor) and d not in reading(reactor)
+    reactor.advance(1.0)  # t=3.05: p1's slot (since t=1) expires: d is read, not a hold after the last tick
+    assert d in reading(reactor)
+
+
+def test_a_parked_http_channel_is_not_read_until_admitted(gated):
+    # twisted's HTTP protocol (daphne's) registers itself as the connection's producer when it starts:
+    # that must not start reading a parked connection.
+    from twisted.web.http import HTTPChannel
+
+    accept, reactor = gated
+    first, _ = accept(), accept()
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    channel = HTTPChannel()
+    channel.callLater = reactor.callLater  # its idle timeout on the test's clock
+    conn = tcp.Server(ours, channel, ("127.0.0.1", 99), None, 99, reactor)
+    channel.makeConnection(conn)
+    try:
+        assert conn not in reading(reactor)
+        first.write(b"101")
+        assert conn in reading(reactor)
+    finally:
+        channel.setTimeout(None)
+        ours.close()
+        peer.close()
+
+
+def test_a_parked_connection_closed_or_aborted_by_the_server_is_skipped(gated):
+    accept, reactor = gated
+    first, second, closed, aborted, next_one = accept(), accept(), accept(), accept(), accept()
+    closed.loseConnection()
+    aborted.abortConnection()
+    first.write(b"101")
+    second.write(b"101")
+    assert reading(reactor) & {closed, aborted} == set()
+    assert next_one in reading(reactor)
+
+
+@pytest.mark.parametrize("hold", [0, -1.0])
+def test_the_gate_refuses_a_hold_that_is_not_positive(hold):
+    with pytest.raises(ValueError):
+        transport.HandshakeGate(2, hold)
