@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import functools
 import json
 import os
@@ -51,6 +52,8 @@ PROFILES = ("storm", "announcement", "guesses", "http")  # --profile: a scenario
 STORM_GUESSERS = 40  # --storm-guesses: sockets opened before the storm that guess during it
 STORM_GUESS_SECONDS = 10.0  # ... for this long (or the fixed-rate run's duration, if shorter)
 SERVER_CORE, CLIENT_CORE = 0, 1
+CORE_READING_S = 0.2  # how often the fixed-rate run reads the server core's busy share (20 clock ticks)
+SATURATED = 0.95  # a reading at least this busy: the server core had no time to spare
 
 
 @dataclass
@@ -124,6 +127,55 @@ def cpu_times() -> dict:
             values = [int(v) for v in fields]
             cores[name] = (sum(values) - values[3] - values[4], sum(values))  # all but idle and iowait
     return {"cores": cores, "at": time.monotonic()}
+
+
+async def read_core(core: str, into: list[tuple[float, float]], *, every: float = CORE_READING_S) -> None:
+    """Until cancelled: every `every` seconds, (Unix time, busy share of `core` since the last reading).
+
+    One read of /proc/stat per reading, on the load generator's loop: the server core's saturated stretches
+    on the same clock as the guesses' timeline (`started_at`)."""
+    last = cpu_times()["cores"].get(core)
+    while True:
+        await asyncio.sleep(every)
+        now = cpu_times()["cores"].get(core)
+        if last is not None and now is not None and now[1] > last[1]:
+            into.append((round(time.time(), 3), round((now[0] - last[0]) / (now[1] - last[1]), 3)))
+        last = now
+
+
+def saturation(
+    readings: list[tuple[float, float]],
+    timeline: list[tuple[float, float | None]],
+    started_at: float,
+    *,
+    every: float = CORE_READING_S,
+    slow_ms: float = P99_TARGET_MS,
+    busy: float = SATURATED,
+) -> dict:
+    """How the slow guesses of a run line up with the server core's saturated readings.
+
+    `readings`: (Unix time, busy share over the `every` seconds before it), from read_core; `timeline`:
+    each guess's (seconds after `started_at` it was sent, latency in ms or None when undelivered). A guess
+    meets a saturated reading when one covers part of its life, from its send to its last verdict (an
+    undelivered one: to the end of the readings).
+    """
+    ends = sorted(t - started_at for t, share in readings if share >= busy)
+
+    def meets(sent: float, latency: float | None) -> bool:
+        done = float("inf") if latency is None else sent + latency / 1000
+        i = bisect.bisect_right(ends, sent)  # the first saturated reading ending after the send
+        return i < len(ends) and ends[i] - every < done
+
+    slow = [(sent, ms) for sent, ms in timeline if ms is None or ms > slow_ms]
+    return {
+        "readings": len(readings),
+        "saturated_share": round(len(ends) / len(readings), 3) if readings else None,
+        "slow": len(slow),
+        "slow_meeting_saturated": sum(meets(sent, ms) for sent, ms in slow),
+        "all_meeting_saturated_share": round(sum(meets(sent, ms) for sent, ms in timeline) / len(timeline), 3)
+        if timeline
+        else None,
+    }
 
 
 def process_cpu(pid: int, *, children: bool = False) -> tuple[float, float]:
@@ -715,10 +767,21 @@ class Bench:
         with self.measuring(f"idle {kind}"):  # the cost of open sockets that only ping
             await asyncio.sleep(self.opts.idle)
         held = getattr(frame_for, "held_back", 0)
-        with self.measuring(f"guesses {kind}"), self.profiling("guesses", kind):
-            fixed = await fleet.guesses(
-                rate=self.opts.rate, duration=self.opts.duration, frame_for=frame_for, label="guesses"
-            )
+        core, readings = f"cpu{SERVER_CORE}", []
+        reading = asyncio.ensure_future(read_core(core, readings))
+        try:
+            with self.measuring(f"guesses {kind}"), self.profiling("guesses", kind):
+                fixed = await fleet.guesses(
+                    rate=self.opts.rate, duration=self.opts.duration, frame_for=frame_for, label="guesses"
+                )
+        finally:
+            reading.cancel()
+        fixed["server_core"] = {
+            "core": core,
+            "every_s": CORE_READING_S,
+            **saturation(readings, fixed["timeline"], fixed["started_at"]),
+            "busy": readings,  # (Unix time, busy share since the reading before)
+        }
         fixed["sockets"] = opened["connected"]
         fixed["corrects_held_back"] = getattr(frame_for, "held_back", 0) - held  # GuessMaker
         self.progress.done(_guess_line(f"guesses {kind}", fixed))
@@ -1133,6 +1196,8 @@ def markdown(result: dict) -> str:
                 for code, n in sorted(fixed["error_frames"].items())
             )
             lines += ["", f"Error frames the app sent in the fixed-rate run: {text}."]
+        if line := _saturation_line(fixed.get("server_core")):
+            lines += ["", line]
         if fixed.get("corrects_held_back"):
             lines += [
                 "",
@@ -1153,6 +1218,23 @@ def markdown(result: dict) -> str:
         ]
     lines += ["", f"Command: `{result['command']}`", ""]
     return "\n".join(lines)
+
+
+def _saturation_line(core: dict | None) -> str | None:
+    """The report's line on where the fixed-rate run's slow guesses were (None without readings)."""
+    if not core or not core.get("readings"):
+        return None
+    text = (
+        f"Server core through the app's fixed-rate run (read every {core['every_s']:g} s): at least "
+        f"{SATURATED:.0%} busy in {core['saturated_share']:.0%} of the readings; "
+    )
+    if not core["slow"]:
+        return text + f"no guess over {P99_TARGET_MS:g} ms."
+    return text + (
+        f"of the {core['slow']} guesses over {P99_TARGET_MS:g} ms (or undelivered), "
+        f"{core['slow_meeting_saturated']} lived through such a reading (of all guesses, "
+        f"{core['all_meeting_saturated_share']:.0%})."
+    )
 
 
 MARKERS = {

@@ -40,6 +40,17 @@ def test_the_timeline_holds_every_guess_from_a_start_in_unix_time(result):
     assert run_started <= fixed["started_at"] <= run_started + result["duration_s"]
 
 
+def test_the_server_core_was_read_through_each_fixed_rate_run(result):
+    for kind in ("app", "bare"):
+        fixed = result["scenarios"]["guesses"][kind]["fixed"]
+        core = fixed["server_core"]
+        assert core["readings"] == len(core["busy"]) >= fixed["duration_s"] / core["every_s"] - 2, kind
+        assert all(0 <= share <= 1 for _, share in core["busy"]), kind
+        assert fixed["started_at"] <= core["busy"][0][0], kind
+        assert core["slow_meeting_saturated"] <= core["slow"], kind
+    assert "Server core through the app's fixed-rate run (read every 0.2 s)" in run.markdown(result)
+
+
 def test_guesses_of_every_kind_were_sent(result):
     assert {"wrong", "partial", "correct", "judged"} <= set(result["guess_kinds_sent"])
 
