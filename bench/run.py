@@ -138,8 +138,9 @@ async def read_core(core: str, into: list[tuple[float, float]], *, every: float 
     while True:
         await asyncio.sleep(every)
         now = cpu_times()["cores"].get(core)
-        if last is not None and now is not None and now[1] > last[1]:
-            into.append((round(time.time(), 3), round((now[0] - last[0]) / (now[1] - last[1]), 3)))
+        share = busy_share(last, now) if last is not None and now is not None else None
+        if share is not None:
+            into.append((round(time.time(), 3), round(share, 3)))
         last = now
 
 
@@ -166,15 +167,15 @@ def saturation(
         i = bisect.bisect_right(ends, sent)  # the first saturated reading ending after the send
         return i < len(ends) and ends[i] - every < done
 
-    slow = [(sent, ms) for sent, ms in timeline if ms is None or ms > slow_ms]
+    # Each guess once: (slow or undelivered, met a saturated reading).
+    guesses = [(ms is None or ms > slow_ms, meets(sent, ms)) for sent, ms in timeline]
+    met = sum(m for _, m in guesses)
     return {
         "readings": len(readings),
         "saturated_share": round(len(ends) / len(readings), 3) if readings else None,
-        "slow": len(slow),
-        "slow_meeting_saturated": sum(meets(sent, ms) for sent, ms in slow),
-        "all_meeting_saturated_share": round(sum(meets(sent, ms) for sent, ms in timeline) / len(timeline), 3)
-        if timeline
-        else None,
+        "slow": sum(s for s, _ in guesses),
+        "slow_meeting_saturated": sum(s and m for s, m in guesses),
+        "all_meeting_saturated_share": round(met / len(guesses), 3) if guesses else None,
     }
 
 
@@ -222,11 +223,17 @@ def stack_load(before: dict[str, dict[int, float]], after: dict[str, dict[int, f
     }
 
 
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """A core's busy share between two of cpu_times' (busy, total) readings; None when no tick passed."""
+    ticks = after[1] - before[1]
+    return (after[0] - before[0]) / ticks if ticks > 0 else None
+
+
 def utilization(before: dict, after: dict, daphne: tuple[tuple, tuple]) -> dict:
     """Per core: the busy share over the interval; daphne: CPU seconds per second (and the system part)."""
     used = {
-        core: round((after["cores"][core][0] - busy) / max(1, after["cores"][core][1] - total), 2)
-        for core, (busy, total) in before["cores"].items()
+        core: round(busy_share(ticks, after["cores"][core]) or 0.0, 2)
+        for core, ticks in before["cores"].items()
     }
     wall = max(after["at"] - before["at"], 1e-9)
     (user0, sys0), (user1, sys1) = daphne
@@ -735,18 +742,10 @@ class Bench:
             figures = {"rate": self.opts.storm_guesses, "sockets": len(players), "seconds": seconds}
             yield figures
             got = await sending
-            kept = (
-                "sent",
-                "delivered",
-                "undelivered",
-                "duplicates",
-                "latency_ms",
-                "accepted_ms",
-                "error_frames",
-            )
             # With each guess's send time and latency (`timeline`, from `started_at`): which seconds of
             # the storm kept the players already in waiting.
-            figures.update({key: got[key] for key in (*kept, "started_at", "timeline")})
+            kept = ("sent", "delivered", "undelivered", "duplicates", "latency_ms", "accepted_ms")
+            figures.update({key: got[key] for key in (*kept, "error_frames", "started_at", "timeline")})
         finally:
             if sending is not None:
                 sending.cancel()
