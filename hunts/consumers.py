@@ -288,13 +288,31 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
         return groups
 
     def greet(self) -> tuple[dict, list[str] | None]:
-        """The hello frame (heads read now, after joining the groups) and the presence list for this socket.
+        """The hello frame (its heads read now, after joining the groups) and the presence list for this
+        socket.
 
-        The presence list is None when it changed: then it went to the whole team, this socket included.
+        The heads come from the cache, raised first to the database's as the access statement read them
+        (before the joins) in the presence check's round trip: a cached head is recorded after its event
+        commits and before its frame is published, so an event committed since that statement either
+        reaches this socket live or is counted in the cached head. Where the cache could not give them,
+        they are read from the database, as a resume reads them (BENCHMARKS.md, fix 55). The presence list
+        is None when it changed: then it went to the whole team, this socket included.
         """
-        team_seq, hunt_seq, heads = self.read_heads()
         user, hunt, team = self.user, self.hunt, self.team
         username = user.get_username()
+        heads = {head_key("hunt", hunt.pk): hunt.event_seq}
+        if team is not None:
+            heads[head_key("team", team.pk)] = team.event_seq
+            online, cached = presence.join(
+                team_id=team.pk, conn=self.channel_name, username=username, heads=heads
+            )
+        else:
+            online, cached = None, record_heads(heads)
+        if cached is not None:
+            team_seq = cached[head_key("team", team.pk)] if team is not None else None
+            hunt_seq = cached[head_key("hunt", hunt.pk)]
+        else:
+            team_seq, hunt_seq, _ = self.read_heads()
         hello = {
             "type": "hello",
             "user": username,
@@ -305,11 +323,6 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
             "hunt": {"slug": hunt.slug, "state": hunt.state},
             "server_time": iso(timezone.now()),
         }
-        online = None
-        if team is not None:  # which records the heads too, in the same round trip
-            online = presence.join(team_id=team.pk, conn=self.channel_name, username=username, heads=heads)
-        else:
-            record_heads(heads)
         return hello, online
 
     def read_heads(self) -> tuple[int | None, int, dict[str, int]]:

@@ -184,7 +184,8 @@ def _publish_with_heads(heads: dict[str, int], messages: list[tuple[str, dict]])
             for channel, data in payloads:
                 pipeline.publish(channel, data)
 
-        failed = [result for result in rc.after_heads(heads, queue) if isinstance(result, Exception)]
+        _, results = rc.after_heads(heads, queue)
+        failed = [result for result in results if isinstance(result, Exception)]
         if failed:
             log.error("could not publish %d of %d frames: %s", len(failed), len(messages), failed[0])
     except Exception:
@@ -206,21 +207,23 @@ def read_heads(*, hunt: Hunt, team: Team | None) -> tuple[int | None, int]:
     return team_seq, hunt_seq
 
 
-def record_heads(heads: dict[str, int]) -> None:
-    """Raise the cached heads; a cached head only ever rises."""
+def record_heads(heads: dict[str, int]) -> dict[str, int] | None:
+    """Raise the cached heads (a cached head only ever rises); returns them as cached after it, each the
+    higher of the cached and the given, or None when the cache could not record them (logged)."""
     if not heads:
-        return
+        return {}
     try:
         raise_many = getattr(cache, "raise_many", None)  # treasurehunt.cache.RedisCache: atomic, one trip
         if raise_many is not None:
-            raise_many(heads)
-            return
+            return raise_many(heads)
         current = cache.get_many(list(heads))
         rising = {k: v for k, v in heads.items() if current.get(k) is None or current[k] < v}
         if rising:
             cache.set_many(rising, timeout=None)
+        return {k: max(v, current.get(k) or v) for k, v in heads.items()}
     except Exception:
         log.exception("could not record event heads")
+        return None
 
 
 PUBLISH_TIMEOUT_SECONDS = 5

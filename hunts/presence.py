@@ -22,6 +22,7 @@ cache API.
 
 import threading
 import time
+from typing import NamedTuple
 
 from django.core.cache import cache
 
@@ -49,17 +50,22 @@ def _online_key(team_id: int) -> str:
     return f"presence:online:{team_id}"
 
 
-def join(*, team_id: int, conn: str, username: str, heads: dict[str, int] | None = None) -> list[str] | None:
-    """Mark the connection online; returns the list for this connection alone when the team's is unchanged.
+class Joined(NamedTuple):
+    online: list[str] | None  # the list for the joining connection alone; None: it went to the team group
+    heads: dict[str, int] | None  # the heads as cached after raising them; None: the cache failed to
 
-    When the list changed it went to the team group, which the connection has joined already. `heads`
-    (event heads the socket's hello carries) are recorded as record_heads does, on Redis in the same
-    round trip as the check.
+
+def join(*, team_id: int, conn: str, username: str, heads: dict[str, int] | None = None) -> Joined:
+    """Mark the connection online: the team's list for this connection alone when it is unchanged (when it
+    changed it went to the team group, which the connection has joined already).
+
+    `heads` (event heads read for the socket's hello) are raised as record_heads raises them, on Redis in
+    the same round trip as the check, and come back as cached after it.
     """
     with _lock:
         _local.setdefault(team_id, {})[conn] = username
-    names, changed = _check(team_id, conn=conn, username=username, heads=heads)
-    return None if changed else names
+    names, changed, raised = _check(team_id, conn=conn, username=username, heads=heads)
+    return Joined(None if changed else names, raised)
 
 
 def leave(*, team_id: int, conn: str) -> None:
@@ -97,24 +103,24 @@ def _due(team_id: int) -> bool:
 
 def _check(
     team_id: int, *, conn: str, username: str | None, heads: dict[str, int] | None = None
-) -> tuple[list[str], bool]:
-    """Set (or, without a username, delete) the connection, drop dead entries, send the list if it changed."""
+) -> tuple[list[str], bool, dict[str, int] | None]:
+    """Set (or, without a username, delete) the connection, drop dead entries, send the list if it changed;
+    with `heads`, raise them first. Returns the list, whether it changed, and the heads as record_heads."""
     with _lock:
         others = {c: name for c, name in _local.get(team_id, {}).items() if c != conn}
         if team_id in _local:
             _checked_at[team_id] = time.monotonic()
     backend = redis_cache()
     if backend is None:
-        if heads:
-            record_heads(heads)
+        raised = record_heads(heads or {})
         names, changed = _check_in_cache(team_id, conn=conn, username=username, others=others)
     else:
-        names, changed = _check_in_redis(
+        names, changed, raised = _check_in_redis(
             backend, team_id, conn=conn, username=username, others=others, heads=heads
         )
     if changed:
         send_ephemeral(group=team_group(team_id), frame={"type": "presence", "online": names})
-    return names, changed
+    return names, changed, raised
 
 
 def _check_in_cache(
@@ -199,10 +205,13 @@ def _check_in_redis(
         for other, name in others.items():
             args += [key(conn_key(other)), name]
     if heads:  # one pipeline: the heads, then the check (as EVAL: a pipeline sends it as it is)
-        (found,) = backend.after_heads(heads, lambda pipeline: pipeline.eval(CHECK, len(keys), *keys, *args))
+        raised, (found,) = backend.after_heads(
+            heads, lambda pipeline: pipeline.eval(CHECK, len(keys), *keys, *args)
+        )
         if isinstance(found, Exception):
             raise found
         changed, live = found
     else:
+        raised = {}
         changed, live = backend.script(CHECK)(keys=keys, args=args)
-    return sorted({name.decode() for name in live}), bool(changed)
+    return sorted({name.decode() for name in live}), bool(changed), raised

@@ -59,13 +59,17 @@ class RedisCacheClient(DjangoRedisCacheClient):
 
 # Each key rises to its argument if it is missing or lower (no expiry); one round trip for all of them.
 RAISE_TO = """
+local heads = {}
 for i, key in ipairs(KEYS) do
     local current = tonumber(redis.call('GET', key))
     local wanted = tonumber(ARGV[i])
     if current == nil or current < wanted then
         redis.call('SET', key, ARGV[i])
+        current = wanted
     end
+    heads[i] = current
 end
+return heads
 """
 
 
@@ -91,36 +95,41 @@ class RedisCache(DjangoRedisCache):
     def loads(self, data: bytes):
         return self._cache._serializer.loads(data)
 
-    def raise_many(self, mapping: dict[str, int], *, pipeline=None) -> None:
-        """Set each integer value where the cached one is missing or lower, atomically, without expiry.
+    def raise_many(self, mapping: dict[str, int], *, pipeline=None) -> dict[str, int] | None:
+        """Set each integer value where the cached one is missing or lower, atomically, without expiry;
+        returns the values cached after it (each the higher of the two), by the mapping's keys.
 
         Integers are stored as plain numbers by Django's Redis serializer, so `get` reads them back. With
         a `pipeline` (of this cache's client) the script is queued there as EVAL, which a pipeline sends
-        as it is (a registered script would cost the pipeline a SCRIPT EXISTS round trip first).
+        as it is (a registered script would cost the pipeline a SCRIPT EXISTS round trip first), and its
+        reply (the values, in the mapping's order) is the pipeline's to read: None is returned.
         """
         if not mapping:
-            return
+            return {}
         keys = [self.make_and_validate_key(key) for key in mapping]
         args = [int(value) for value in mapping.values()]
         if pipeline is not None:
             pipeline.eval(RAISE_TO, len(keys), *keys, *args)
-        else:
-            self.script(RAISE_TO)(keys=keys, args=args)
+            return None
+        return dict(zip(mapping, self.script(RAISE_TO)(keys=keys, args=args), strict=True))
 
-    def after_heads(self, heads: dict[str, int], queue) -> list:
+    def after_heads(self, heads: dict[str, int], queue) -> tuple[dict[str, int] | None, list]:
         """One pipeline, one round trip: the heads raised as raise_many does, then the commands `queue`
-        adds to the pipeline it is given. Returns their results in order, an exception object in place of
-        each that failed (the caller decides); a failure of the heads alone is logged, as record_heads
-        does, and does not stop the rest."""
+        adds to the pipeline it is given. Returns the heads cached after the raise (as raise_many returns
+        them; None where that failed, which is logged, as record_heads does, and does not stop the rest),
+        and the results of `queue`'s commands in order, an exception object in place of each that failed
+        (the caller decides)."""
         pipeline = self.client().pipeline(transaction=False)
         self.raise_many(heads, pipeline=pipeline)
         queue(pipeline)
         results = pipeline.execute(raise_on_error=False)
-        if heads:
-            if isinstance(results[0], Exception):
-                log.error("could not record event heads: %s", results[0])
-            results = results[1:]
-        return results
+        if not heads:
+            return {}, results
+        raised, results = results[0], results[1:]
+        if isinstance(raised, Exception):
+            log.error("could not record event heads: %s", raised)
+            return None, results
+        return dict(zip(heads, raised, strict=True)), results
 
     @property
     def server(self) -> str:

@@ -899,25 +899,97 @@ async def test_sockets_guess_side_by_side_not_one_after_another(world, sockets, 
     assert (await receive(ann))["code"] == "not_found"
 
 
-async def test_the_groups_are_joined_on_the_loop_before_the_heads_are_read(world, sockets, monkeypatch):
-    """open_stream's thread hands the joins to the event loop and waits for them: an event committed after
-    the heads were read is then already on its way to this socket."""
+def spy_joins_and_heads(monkeypatch) -> list:
+    """What a connect does, in order: ("join", on the loop), then ("cached heads", every group joined) where
+    hello takes its heads from the cache, ("database heads", every group joined) where it reads them."""
+    from hunts import presence
+
     seen = []
     real_join, real_read = consumers.HuntConsumer.join_groups, consumers.HuntConsumer.read_heads
+    real_presence, real_record = presence.join, consumers.record_heads
+
+    def joined(consumer) -> bool:
+        layer_groups = get_channel_layer().groups
+        return all(consumer.channel_name in layer_groups.get(g, {}) for g in consumer.groups)
 
     async def join_groups(self):
         seen.append(("join", asyncio.get_running_loop() is self.loop))
         await real_join(self)
 
     def read_heads(self):
-        layer_groups = get_channel_layer().groups
-        seen.append(("heads", all(self.channel_name in layer_groups.get(g, {}) for g in self.groups)))
+        seen.append(("database heads", joined(self)))
         return real_read(self)
+
+    def presence_join(*, conn, **kwargs):
+        seen.append(("cached heads", all(conn in members for members in get_channel_layer().groups.values())))
+        return real_presence(conn=conn, **kwargs)
+
+    def record_heads(heads):
+        seen.append(("cached heads", True))
+        return real_record(heads)
 
     monkeypatch.setattr(consumers.HuntConsumer, "join_groups", join_groups)
     monkeypatch.setattr(consumers.HuntConsumer, "read_heads", read_heads)
-    await connected(sockets, "ann", world)
-    assert seen == [("join", True), ("heads", True)]
+    monkeypatch.setattr(presence, "join", presence_join)
+    monkeypatch.setattr(consumers, "record_heads", record_heads)
+    return seen
+
+
+@pytest.mark.parametrize("name", ["ann", "sam"])
+async def test_the_groups_are_joined_on_the_loop_before_the_heads_are_read(world, sockets, monkeypatch, name):
+    """open_stream's thread hands the joins to the event loop and waits for them, then reads the heads from
+    the cache (one round trip with the presence check): no statement of their own (fix 55)."""
+    seen = spy_joins_and_heads(monkeypatch)
+    socket = await sockets(token=world.tokens[name])
+    assert (await receive(socket))["type"] == "hello"
+    assert seen == [("join", True), ("cached heads", True)]
+
+
+@pytest.mark.parametrize("name", ["ann", "sam"])
+async def test_an_event_committed_after_the_access_statement_counts_in_the_hello(
+    world, sockets, monkeypatch, name
+):
+    """The access statement reads the heads before the joins; an event committed between it and them is
+    not delivered to this socket, so hello must count it: its head, cached at commit, is what hello says."""
+    real_join = consumers.HuntConsumer.join_groups
+
+    async def join_groups(self):
+        await database_sync_to_async(services.post_announcement)(hunt=world.hunt, text="Between")
+        await real_join(self)
+
+    monkeypatch.setattr(consumers.HuntConsumer, "join_groups", join_groups)
+    socket = await sockets(token=world.tokens[name])
+    hello = await receive(socket)
+    assert hello["hunt_seq"] == 1  # the access statement read 0
+    assert cache.get(head_key("hunt", world.hunt.pk)) == 1
+
+
+async def test_hello_heads_come_from_the_cache_where_it_is_ahead(world, sockets):
+    """The cached head is the higher: recorded after a commit this connect's statement did not see."""
+    cache.set(head_key("team", world.alpha.pk), 4)
+    socket = await sockets(token=world.tokens["ann"])
+    hello = await receive(socket)
+    assert (hello["team_seq"], hello["hunt_seq"]) == (4, 0)
+
+
+@pytest.mark.parametrize("name", ["ann", "sam"])
+async def test_where_the_cache_cannot_give_the_heads_hello_reads_them_after_the_joins(
+    world, sockets, monkeypatch, name
+):
+    from hunts import presence
+
+    seen = spy_joins_and_heads(monkeypatch)
+    monkeypatch.setattr(presence, "record_heads", lambda heads: None)  # the cache failed (logged there)
+    real_record = consumers.record_heads
+    monkeypatch.setattr(consumers, "record_heads", lambda heads: real_record(heads) and None)
+    await database_sync_to_async(services.post_announcement)(hunt=world.hunt, text="Welcome")
+
+    socket = await sockets(token=world.tokens[name])
+    hello = await receive(socket)
+
+    assert hello["hunt_seq"] == 1
+    assert hello["team_seq"] == (0 if name == "ann" else None)
+    assert seen == [("join", True), ("cached heads", True), ("database heads", True)]
 
 
 async def test_a_connect_whose_groups_cannot_be_joined_is_closed_1011(world, sockets, monkeypatch, caplog):

@@ -161,10 +161,21 @@ def test_publish_records_heads_in_the_cache(django_capture_on_commit_callbacks, 
 
 
 def test_cached_heads_only_rise():
-    record_heads({"seq:team:1": 5})
-    record_heads({"seq:team:1": 3, "seq:hunt:1": 2})
+    assert record_heads({"seq:team:1": 5}) == {"seq:team:1": 5}
+    # It gives back the heads as cached after it: the higher of the cached and the given.
+    assert record_heads({"seq:team:1": 3, "seq:hunt:1": 2}) == {"seq:team:1": 5, "seq:hunt:1": 2}
 
     assert cache.get_many(["seq:team:1", "seq:hunt:1"]) == {"seq:team:1": 5, "seq:hunt:1": 2}
+    assert record_heads({}) == {}
+
+
+def test_heads_the_cache_cannot_record_come_back_as_none(monkeypatch, caplog):
+    def down(*args, **kwargs):
+        raise ConnectionError("the cache is gone")
+
+    monkeypatch.setattr(cache, "get_many", down)
+    assert record_heads({"seq:team:1": 5}) is None
+    assert "could not record event heads" in caplog.text
 
 
 def test_replay_returns_one_stream_after_a_seq_in_order(factories, hunt):

@@ -39,10 +39,10 @@ def time_passes(team_id: int = TEAM) -> None:
 
 
 def test_the_list_goes_to_the_team_only_when_it_changes(presence_sent):
-    assert presence.join(team_id=TEAM, conn="ann-1", username="ann") is None
-    assert presence.join(team_id=TEAM, conn="bob-1", username="bob") is None
+    assert presence.join(team_id=TEAM, conn="ann-1", username="ann").online is None
+    assert presence.join(team_id=TEAM, conn="bob-1", username="bob").online is None
     # A second tab changes nothing: its list is for that socket alone.
-    assert presence.join(team_id=TEAM, conn="bob-2", username="bob") == ["ann", "bob"]
+    assert presence.join(team_id=TEAM, conn="bob-2", username="bob").online == ["ann", "bob"]
     presence.leave(team_id=TEAM, conn="bob-2")
     presence.leave(team_id=TEAM, conn="bob-1")
 
@@ -100,7 +100,7 @@ def test_a_flushed_cache_is_repaired_by_each_sockets_next_ping(presence_sent):
     presence.refresh(team_id=TEAM, conn="bob-1", username="bob")
 
     assert presence_sent == [(TEAM, ["ann"]), (TEAM, ["ann", "bob"])]
-    assert presence.join(team_id=TEAM, conn="ann-2", username="ann") == ["ann", "bob"]
+    assert presence.join(team_id=TEAM, conn="ann-2", username="ann").online == ["ann", "bob"]
 
 
 def test_the_teams_check_re_adds_this_processs_sockets_missing_from_the_index(presence_sent):
@@ -125,10 +125,15 @@ def test_a_join_records_the_heads_it_is_given_which_only_rise(presence_sent):
 
     cache.set(head_key("hunt", 9), 7)
 
-    presence.join(
+    first = presence.join(
         team_id=TEAM, conn="ann-1", username="ann", heads={head_key("team", TEAM): 3, head_key("hunt", 9): 6}
     )
-    presence.join(team_id=TEAM, conn="ann-2", username="ann", heads={head_key("team", TEAM): 4})
+    second = presence.join(team_id=TEAM, conn="ann-2", username="ann", heads={head_key("team", TEAM): 4})
+
+    # Each join gives back the heads as cached after it: the higher of the cached and the given.
+    assert first.heads == {head_key("team", TEAM): 3, head_key("hunt", 9): 7}
+    assert second.heads == {head_key("team", TEAM): 4}
+    assert presence.join(team_id=TEAM, conn="ann-3", username="ann").heads == {}
 
     assert cache.get_many([head_key("team", TEAM), head_key("hunt", 9)]) == {
         head_key("team", TEAM): 4,

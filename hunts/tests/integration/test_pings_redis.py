@@ -152,7 +152,7 @@ def test_a_join_records_the_hellos_heads_in_the_checks_round_trip(presence_sent,
     cache.set(head_key("hunt", HUNT), 7)
     trips["pipelines"], trips["commands"] = 0, []
 
-    online = presence.join(
+    online, heads = presence.join(
         team_id=ALPHA,
         conn="a-1",
         username="ann",
@@ -160,14 +160,16 @@ def test_a_join_records_the_hellos_heads_in_the_checks_round_trip(presence_sent,
     )
 
     assert (trips["pipelines"], trips["commands"]) == (1, [])
+    assert heads == {head_key("team", ALPHA): 3, head_key("hunt", HUNT): 7}  # as cached after the raise
     assert online is None and presence_sent == [(ALPHA, ["ann"])]  # the list changed: sent to the team
     assert cache.get_many([head_key("team", ALPHA), head_key("hunt", HUNT)]) == {
         head_key("team", ALPHA): 3,
         head_key("hunt", HUNT): 7,  # a head only rises
     }
-    assert presence.join(team_id=ALPHA, conn="a-2", username="ann", heads={head_key("team", ALPHA): 4}) == [
-        "ann"
-    ]
+    assert presence.join(team_id=ALPHA, conn="a-2", username="ann", heads={head_key("team", ALPHA): 4}) == (
+        ["ann"],
+        {head_key("team", ALPHA): 4},
+    )
     assert cache.get(head_key("team", ALPHA)) == 4
 
 
@@ -176,9 +178,10 @@ def test_recorded_heads_only_rise_in_one_round_trip_each(trips):
 
     record_heads({head_key("team", ALPHA): 5})  # registers the script
     trips["commands"] = []
-    record_heads({head_key("team", ALPHA): 3, head_key("hunt", HUNT): 2})
+    raised = record_heads({head_key("team", ALPHA): 3, head_key("hunt", HUNT): 2})
 
     assert trips["commands"] == ["EVALSHA"]
+    assert raised == {head_key("team", ALPHA): 5, head_key("hunt", HUNT): 2}  # as cached after it
     assert cache.get_many([head_key("team", ALPHA), head_key("hunt", HUNT)]) == {
         head_key("team", ALPHA): 5,
         head_key("hunt", HUNT): 2,
