@@ -9,11 +9,12 @@ Works on PostgreSQL and SQLite (the embedded default). Row locks are PostgreSQL'
 SQLite serializes writers with IMMEDIATE transactions instead, as Django's select_for_update does there.
 """
 
+import contextlib
 import functools
 import json
 
 from django.conf import settings
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 # The race tests' twins start a daphne with every row lock removed, to show what the locks guard
 # (hunts/tests/integration/unguarded_daphne.py turns this off along with QuerySet.select_for_update).
@@ -48,16 +49,41 @@ def lock_rows(alias: str) -> str:
     return f" FOR NO KEY UPDATE OF {alias}"
 
 
+@contextlib.contextmanager
+def cursor():
+    """A cursor for the hot paths' statements, as connection.cursor() gives one (Django's wrapper: its
+    execute wrappers, the debug wrapper where queries are captured, database errors translated).
+
+    On PostgreSQL the psycopg cursor under it is the pooled connection's own, kept on that connection and
+    used again by each statement of every thread that has it: a new psycopg cursor looks up its columns'
+    loaders again, 30-50 µs of a statement's CPU (BENCHMARKS.md, fix 56). A pooled connection serves one
+    thread at a time, and its cursor goes with it; each statement's execute replaces the last one's rows.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
+        with db.cursor() as fresh:
+            yield fresh
+        return
+    db.ensure_connection()
+    raw = db.connection
+    kept = getattr(raw, "_hotsql_cursor", None)
+    if kept is None or kept.closed:
+        with db.wrap_database_errors:
+            kept = raw._hotsql_cursor = db.create_cursor()
+    db.validate_thread_sharing()
+    yield db.make_debug_cursor(kept) if db.queries_logged else db.make_cursor(kept)
+
+
 def fetch_one(sql: str, params: list) -> tuple | None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
+    with cursor() as c:
+        c.execute(sql, params)
+        return c.fetchone()
 
 
 def fetch_all(sql: str, params: list) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    with cursor() as c:
+        c.execute(sql, params)
+        return c.fetchall()
 
 
 def from_row(model: type[models.Model], row: tuple, start: int = 0, skip: tuple[str, ...] = ()):
@@ -212,10 +238,10 @@ def insert(
     if with_updates or with_rows:
         shapes = tuple((type(obj), tuple(names)) for obj, names in with_updates)
         sql = _with_clauses(tuple(type(row) for row in with_rows), shapes, connection.vendor) + sql
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    with cursor() as c:
+        c.execute(sql, params)
         if not given:
-            ids = [r[0] for r in cursor.fetchall()] if returning else [cursor.lastrowid]
+            ids = [r[0] for r in c.fetchall()] if returning else [c.lastrowid]
             for obj, value in zip(objs, ids, strict=True):
                 setattr(obj, model._meta.pk.attname, value)
     for obj in [*objs, *with_rows]:
@@ -318,8 +344,8 @@ def update(obj: models.Model, names: list[str]) -> None:
     """UPDATE these fields of one row from the instance's values (Model.save(update_fields=...) without
     signals or a query build)."""
     sql = _update_sql(type(obj), tuple(names), connection.vendor)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, _update_params(obj, names))
+    with cursor() as c:
+        c.execute(sql, _update_params(obj, names))
 
 
 def _update_params(obj: models.Model, names: list[str]) -> list:

@@ -636,3 +636,56 @@ def test_a_refused_guess_keeps_the_connections_prepared_statements_on_postgresql
         assert not connection.in_atomic_block
         assert prepared() >= before, (slug, text)  # none forgotten
     assert Guess.objects.filter(team=team).count() == 3  # and nothing written
+
+
+def check_the_hot_statements_cursor():
+    """On PostgreSQL the statements of the hot paths share the pooled connection's own psycopg cursor
+    (fix 56), elsewhere each has its own, closed after it; either way Django's wrapper is around it, so
+    captured queries, execute wrappers and translated errors stay as connection.cursor() gives them."""
+    from django.db import IntegrityError, connection
+    from django.test.utils import CaptureQueriesContext
+
+    from treasurehunt import hotsql
+
+    with hotsql.cursor() as first:
+        first.execute("SELECT 1")
+    with hotsql.cursor() as second:
+        second.execute("SELECT 2")
+        assert second.fetchone() == (2,)
+    if connection.vendor == "postgresql":
+        assert first.cursor is second.cursor and not second.cursor.closed
+    else:
+        assert first.cursor is not second.cursor
+    with CaptureQueriesContext(connection) as queries:
+        assert hotsql.fetch_one("SELECT %s", [3]) == (3,)
+        assert hotsql.fetch_all("SELECT %s UNION ALL SELECT %s", [4, 5]) == [(4,), (5,)]
+    assert [q["sql"] for q in queries] == ["SELECT 3", "SELECT 4 UNION ALL SELECT 5"]
+    seen = []
+
+    def wrapper(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        hotsql.fetch_one("SELECT 6", [])
+    assert seen == ["SELECT 6"]
+    team = factories.TeamFactory()
+    with pytest.raises(IntegrityError), transaction_of(connection):
+        hotsql.fetch_one(f"INSERT INTO {hotsql.table(type(team))} (id) VALUES (%s) RETURNING id", [team.pk])
+
+
+def transaction_of(connection):
+    from django.db import transaction
+
+    return transaction.atomic(using=connection.alias)
+
+
+@pytest.mark.django_db
+def test_the_hot_statements_cursor():
+    check_the_hot_statements_cursor()
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+def test_the_hot_statements_share_the_pooled_connections_cursor_on_postgresql():
+    check_the_hot_statements_cursor()
