@@ -273,6 +273,15 @@ def envelope(frame: dict) -> dict:
     return message
 
 
+def latest_presence(messages: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """The messages with only the last presence frame of each group: a presence frame carries the team's
+    whole list, so a later one waiting with it makes an earlier one moot. The rest keep their order."""
+    last = {group: i for i, (group, frame) in enumerate(messages) if frame.get("type") == "presence"}
+    if len(last) == sum(1 for _, frame in messages if frame.get("type") == "presence"):
+        return messages
+    return [m for i, m in enumerate(messages) if m[1].get("type") != "presence" or last[m[0]] == i]
+
+
 async def _send_all(layer, messages: list[tuple[str, dict]]) -> None:
     many = getattr(layer, "group_send_many", None)
     if many is not None:
@@ -297,6 +306,8 @@ class LoopPublisher:
     to MAX_BATCH frames per round trip; a round trip that fails or takes longer than
     PUBLISH_TIMEOUT_SECONDS is logged and its frames dropped (clients recover through resume); past
     MAX_PENDING waiting batches (Redis gone), new ones are dropped the same way instead of piling up.
+    Of the presence frames waiting for one team, only the last goes: each carries the whole list, and in
+    a burst of connects a team's sockets each changed it (fix 57).
     """
 
     MAX_PENDING = 10_000
@@ -340,7 +351,7 @@ class LoopPublisher:
                     messages.extend(self.batches.popleft()[1])
                 try:
                     async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
-                        await _send_all(layer, messages)
+                        await _send_all(layer, latest_presence(messages))
                 except Exception:
                     log.exception("could not publish %d frames", len(messages))
         finally:

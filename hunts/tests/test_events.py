@@ -222,3 +222,40 @@ async def test_the_loop_publisher_sends_what_waits_in_one_call_in_order():
     await asyncio.sleep(0.01)
     assert [[json.loads(text)["n"] for text in call] for call in calls] == [[1], [2, 2, 3, 3, 4, 4]]
     assert publisher.task is None and not publisher.batches
+
+
+async def test_the_loop_publisher_sends_only_the_last_waiting_presence_frame_of_each_team():
+    """A presence frame carries the team's whole list: of those waiting together, the last of each group
+    goes, where it stood; every other frame goes in order (fix 57)."""
+    calls = []
+    release = asyncio.Event()
+
+    class Layer:
+        async def group_send_many(self, messages):
+            calls.append([(group, json.loads(message["text"])) for group, message in messages])
+            await release.wait()
+
+    def presence(*names):
+        return {"type": "presence", "online": list(names)}
+
+    layer = Layer()
+    publisher = LoopPublisher(asyncio.get_running_loop())
+    publisher.submit(layer, [("team.1", presence("ann"))])
+    await asyncio.sleep(0.01)  # the first batch is being sent: the rest wait together
+    publisher.submit(layer, [("team.1", presence("ann", "bob"))])
+    publisher.submit(layer, [("team.1", {"type": "guess.judged", "seq": 1})])
+    publisher.submit(layer, [("team.2", presence("cat"))])
+    publisher.submit(layer, [("team.1", presence("ann", "bob", "dan")), ("hunt.1", {"type": "a"})])
+    await asyncio.sleep(0.01)
+    release.set()
+    await asyncio.sleep(0.01)
+
+    assert calls == [
+        [("team.1", presence("ann"))],
+        [
+            ("team.1", {"type": "guess.judged", "seq": 1}),
+            ("team.2", presence("cat")),
+            ("team.1", presence("ann", "bob", "dan")),
+            ("hunt.1", {"type": "a"}),
+        ],
+    ]
