@@ -300,17 +300,15 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
         """
         user, hunt, team = self.user, self.hunt, self.team
         username = user.get_username()
-        heads = {head_key("hunt", hunt.pk): hunt.event_seq}
+        heads = self.heads_as_cached(team.event_seq if team is not None else None, hunt.event_seq)
         if team is not None:
-            heads[head_key("team", team.pk)] = team.event_seq
             online, cached = presence.join(
                 team_id=team.pk, conn=self.channel_name, username=username, heads=heads
             )
         else:
             online, cached = None, record_heads(heads)
         if cached is not None:
-            team_seq = cached[head_key("team", team.pk)] if team is not None else None
-            hunt_seq = cached[head_key("hunt", hunt.pk)]
+            team_seq, hunt_seq = self.seqs_of(cached)
         else:
             team_seq, hunt_seq, _ = self.read_heads()
         hello = {
@@ -329,10 +327,19 @@ class HuntConsumer(AsyncJsonWebsocketConsumer):
         """The streams' heads from the database (one query), and as the cache keys' values that the caller
         records for pongs."""
         team_seq, hunt_seq = read_heads(hunt=self.hunt, team=self.team)
+        return team_seq, hunt_seq, self.heads_as_cached(team_seq, hunt_seq)
+
+    def heads_as_cached(self, team_seq: int | None, hunt_seq: int) -> dict[str, int]:
+        """This socket's streams' heads under their cache keys (the team's only with a team)."""
         heads = {head_key("hunt", self.hunt.pk): hunt_seq}
         if self.team is not None:
             heads[head_key("team", self.team.pk)] = team_seq
-        return team_seq, hunt_seq, heads
+        return heads
+
+    def seqs_of(self, heads: dict[str, int]) -> tuple[int | None, int]:
+        """(team_seq, hunt_seq) from heads keyed as heads_as_cached keys them."""
+        team_seq = heads[head_key("team", self.team.pk)] if self.team is not None else None
+        return team_seq, heads[head_key("hunt", self.hunt.pk)]
 
     # --- Pushed frames ------------------------------------------------------------------
 

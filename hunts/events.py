@@ -273,13 +273,28 @@ def envelope(frame: dict) -> dict:
     return message
 
 
-def latest_presence(messages: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
-    """The messages with only the last presence frame of each group: a presence frame carries the team's
-    whole list, so a later one waiting with it makes an earlier one moot. The rest keep their order."""
-    last = {group: i for i, (group, frame) in enumerate(messages) if frame.get("type") == "presence"}
-    if len(last) == sum(1 for _, frame in messages if frame.get("type") == "presence"):
+# Frames that carry a whole state (the team's online list, the top 10): a later one of the same kind to
+# the same group makes an earlier one moot, so of those waiting to be published together only the last
+# goes (`latest_only`, fix 57).
+WHOLE_STATE_KINDS = frozenset({"presence", "leaderboard.updated"})
+
+
+def latest_only(messages: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """The messages without the whole-state frames that a later one of the same kind to the same group
+    makes moot; the rest, and the last of each such kind and group, keep their order."""
+    last: dict[tuple[str, str], int] = {}
+    whole = 0
+    for i, (group, frame) in enumerate(messages):
+        if (kind := frame.get("type")) in WHOLE_STATE_KINDS:
+            last[group, kind] = i
+            whole += 1
+    if whole == len(last):
         return messages
-    return [m for i, m in enumerate(messages) if m[1].get("type") != "presence" or last[m[0]] == i]
+    return [
+        (group, frame)
+        for i, (group, frame) in enumerate(messages)
+        if frame.get("type") not in WHOLE_STATE_KINDS or last[group, frame["type"]] == i
+    ]
 
 
 async def _send_all(layer, messages: list[tuple[str, dict]]) -> None:
@@ -306,8 +321,8 @@ class LoopPublisher:
     to MAX_BATCH frames per round trip; a round trip that fails or takes longer than
     PUBLISH_TIMEOUT_SECONDS is logged and its frames dropped (clients recover through resume); past
     MAX_PENDING waiting batches (Redis gone), new ones are dropped the same way instead of piling up.
-    Of the presence frames waiting for one team, only the last goes: each carries the whole list, and in
-    a burst of connects a team's sockets each changed it (fix 57).
+    Of the whole-state frames waiting together (WHOLE_STATE_KINDS), only the last of each kind and group
+    goes: in a burst of connects each of a team's sockets changed its online list (fix 57).
     """
 
     MAX_PENDING = 10_000
@@ -351,7 +366,7 @@ class LoopPublisher:
                     messages.extend(self.batches.popleft()[1])
                 try:
                     async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
-                        await _send_all(layer, latest_presence(messages))
+                        await _send_all(layer, latest_only(messages))
                 except Exception:
                     log.exception("could not publish %d frames", len(messages))
         finally:

@@ -900,35 +900,47 @@ async def test_sockets_guess_side_by_side_not_one_after_another(world, sockets, 
 
 
 def spy_joins_and_heads(monkeypatch) -> list:
-    """What a connect does, in order: ("join", on the loop), then ("cached heads", every group joined) where
-    hello takes its heads from the cache, ("database heads", every group joined) where it reads them."""
+    """What a connect does, in order: ("join", on the loop), ("greet", every group of the socket joined by
+    then), then ("cached heads",) where hello takes its heads from the cache, ("database heads", every
+    group joined) where it reads them from the database."""
     from hunts import presence
 
     seen = []
-    real_join, real_read = consumers.HuntConsumer.join_groups, consumers.HuntConsumer.read_heads
-    real_presence, real_record = presence.join, consumers.record_heads
+    real_join, real_greet = consumers.HuntConsumer.join_groups, consumers.HuntConsumer.greet
+    real_read, real_presence, real_record = (
+        consumers.HuntConsumer.read_heads,
+        presence.join,
+        consumers.record_heads,
+    )
 
     def joined(consumer) -> bool:
         layer_groups = get_channel_layer().groups
-        return all(consumer.channel_name in layer_groups.get(g, {}) for g in consumer.groups)
+        return bool(consumer.groups) and all(
+            consumer.channel_name in layer_groups.get(g, {}) for g in consumer.groups
+        )
 
     async def join_groups(self):
         seen.append(("join", asyncio.get_running_loop() is self.loop))
         await real_join(self)
 
+    def greet(self):
+        seen.append(("greet", joined(self)))
+        return real_greet(self)
+
     def read_heads(self):
         seen.append(("database heads", joined(self)))
         return real_read(self)
 
-    def presence_join(*, conn, **kwargs):
-        seen.append(("cached heads", all(conn in members for members in get_channel_layer().groups.values())))
-        return real_presence(conn=conn, **kwargs)
+    def presence_join(**kwargs):
+        seen.append(("cached heads",))
+        return real_presence(**kwargs)
 
     def record_heads(heads):
-        seen.append(("cached heads", True))
+        seen.append(("cached heads",))
         return real_record(heads)
 
     monkeypatch.setattr(consumers.HuntConsumer, "join_groups", join_groups)
+    monkeypatch.setattr(consumers.HuntConsumer, "greet", greet)
     monkeypatch.setattr(consumers.HuntConsumer, "read_heads", read_heads)
     monkeypatch.setattr(presence, "join", presence_join)
     monkeypatch.setattr(consumers, "record_heads", record_heads)
@@ -942,7 +954,7 @@ async def test_the_groups_are_joined_on_the_loop_before_the_heads_are_read(world
     seen = spy_joins_and_heads(monkeypatch)
     socket = await sockets(token=world.tokens[name])
     assert (await receive(socket))["type"] == "hello"
-    assert seen == [("join", True), ("cached heads", True)]
+    assert seen == [("join", True), ("greet", True), ("cached heads",)]
 
 
 @pytest.mark.parametrize("name", ["ann", "sam"])
@@ -978,10 +990,12 @@ async def test_where_the_cache_cannot_give_the_heads_hello_reads_them_after_the_
 ):
     from hunts import presence
 
+    def cache_failed(heads):  # as record_heads answers when the cache could not record them (logged there)
+        return None
+
+    monkeypatch.setattr(presence, "record_heads", cache_failed)  # a team's socket: in the presence check
+    monkeypatch.setattr(consumers, "record_heads", cache_failed)  # a staff socket without a team
     seen = spy_joins_and_heads(monkeypatch)
-    monkeypatch.setattr(presence, "record_heads", lambda heads: None)  # the cache failed (logged there)
-    real_record = consumers.record_heads
-    monkeypatch.setattr(consumers, "record_heads", lambda heads: real_record(heads) and None)
     await database_sync_to_async(services.post_announcement)(hunt=world.hunt, text="Welcome")
 
     socket = await sockets(token=world.tokens[name])
@@ -989,7 +1003,7 @@ async def test_where_the_cache_cannot_give_the_heads_hello_reads_them_after_the_
 
     assert hello["hunt_seq"] == 1
     assert hello["team_seq"] == (0 if name == "ann" else None)
-    assert seen == [("join", True), ("cached heads", True), ("database heads", True)]
+    assert seen == [("join", True), ("greet", True), ("cached heads",), ("database heads", True)]
 
 
 async def test_a_connect_whose_groups_cannot_be_joined_is_closed_1011(world, sockets, monkeypatch, caplog):

@@ -224,9 +224,10 @@ async def test_the_loop_publisher_sends_what_waits_in_one_call_in_order():
     assert publisher.task is None and not publisher.batches
 
 
-async def test_the_loop_publisher_sends_only_the_last_waiting_presence_frame_of_each_team():
-    """A presence frame carries the team's whole list: of those waiting together, the last of each group
-    goes, where it stood; every other frame goes in order (fix 57)."""
+async def test_the_loop_publisher_sends_only_the_last_waiting_whole_state_frame_of_each_kind_and_group():
+    """A presence frame carries the team's whole list, a leaderboard.updated the whole top 10: of those
+    waiting together, the last of each kind and group goes, where it stood; every other frame goes in
+    order (fix 57)."""
     calls = []
     release = asyncio.Event()
 
@@ -245,7 +246,9 @@ async def test_the_loop_publisher_sends_only_the_last_waiting_presence_frame_of_
     publisher.submit(layer, [("team.1", presence("ann", "bob"))])
     publisher.submit(layer, [("team.1", {"type": "guess.judged", "seq": 1})])
     publisher.submit(layer, [("team.2", presence("cat"))])
+    publisher.submit(layer, [("hunt.1", {"type": "leaderboard.updated", "top": [1]})])
     publisher.submit(layer, [("team.1", presence("ann", "bob", "dan")), ("hunt.1", {"type": "a"})])
+    publisher.submit(layer, [("hunt.1", {"type": "leaderboard.updated", "top": [2]})])
     await asyncio.sleep(0.01)
     release.set()
     await asyncio.sleep(0.01)
@@ -257,5 +260,6 @@ async def test_the_loop_publisher_sends_only_the_last_waiting_presence_frame_of_
             ("team.2", presence("cat")),
             ("team.1", presence("ann", "bob", "dan")),
             ("hunt.1", {"type": "a"}),
+            ("hunt.1", {"type": "leaderboard.updated", "top": [2]}),
         ],
     ]

@@ -642,7 +642,7 @@ def check_the_hot_statements_cursor():
     """On PostgreSQL the statements of the hot paths share the pooled connection's own psycopg cursor
     (fix 56), elsewhere each has its own, closed after it; either way Django's wrapper is around it, so
     captured queries, execute wrappers and translated errors stay as connection.cursor() gives them."""
-    from django.db import IntegrityError, connection
+    from django.db import IntegrityError, connection, transaction
     from django.test.utils import CaptureQueriesContext
 
     from treasurehunt import hotsql
@@ -670,14 +670,8 @@ def check_the_hot_statements_cursor():
         hotsql.fetch_one("SELECT 6", [])
     assert seen == ["SELECT 6"]
     team = factories.TeamFactory()
-    with pytest.raises(IntegrityError), transaction_of(connection):
+    with pytest.raises(IntegrityError), transaction.atomic():
         hotsql.fetch_one(f"INSERT INTO {hotsql.table(type(team))} (id) VALUES (%s) RETURNING id", [team.pk])
-
-
-def transaction_of(connection):
-    from django.db import transaction
-
-    return transaction.atomic(using=connection.alias)
 
 
 @pytest.mark.django_db
