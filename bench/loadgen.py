@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import json
 import math
@@ -67,6 +68,25 @@ def summarize(values: Sequence[float]) -> dict:
         "max": round(ordered[-1], 2),
         "mean": round(sum(ordered) / len(ordered), 2),
     }
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """This process's garbage collector off through a timed run, after one collection before it.
+
+    The load generator holds thousands of sockets, so its collections took 5-15 ms each (young and middle
+    generations) and a full one up to 150 ms; every frame that arrived meanwhile was timestamped late,
+    the bare baseline's as the app's, and the slowest of them were counted in the p99 of both
+    (BENCHMARKS.md, fix 58). A run's garbage waits for the collection after it.
+    """
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class Progress:
@@ -353,6 +373,10 @@ class Fleet:
         late, and its late guesses count with their latency; "undelivered" are the guesses that stopped
         arriving, not the slow ones.
         """
+        with collector_paused():
+            return await self._guesses(rate, duration, frame_for, label, drain)
+
+    async def _guesses(self, rate, duration, frame_for, label, drain) -> dict:
         self.reset_counters()
         teams = self.teams()
         total = int(rate * duration)
@@ -423,8 +447,9 @@ class Fleet:
         expected = frozenset(c.index for c in self.open_conns())
         text = f"bench announcement {random.getrandbits(48):012x}"
         flight = self._launch(text, expected)
-        post_ms = await post(text)
-        await self._drain(perf() + timeout, label)
+        with collector_paused():
+            post_ms = await post(text)
+            await self._drain(perf() + timeout, label)
         return {
             "sockets": len(expected),
             "reached": len(flight.seen),
