@@ -18,10 +18,9 @@ def collector_on():
 
 
 def test_the_collector_is_off_inside_and_on_again_after_an_error(collector_on):
-    with pytest.raises(RuntimeError):
-        with collector_paused():
-            assert not gc.isenabled()
-            raise RuntimeError
+    with pytest.raises(RuntimeError), collector_paused():
+        assert not gc.isenabled()
+        raise RuntimeError
     assert gc.isenabled()
 
 
