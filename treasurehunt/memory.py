@@ -13,6 +13,13 @@ costs follow:
 - Each time `freeze_step` more are open than at the last freeze, it freezes what is alive (`gc.freeze`, a
   constant-time move of the collector's lists): the sockets' objects leave the collector's generations,
   so its collections stay short however many sockets are open.
+- Every `step` seconds while sockets are open (and no burst of more than `burst` connects came in that
+  step, which the freezes above take care of), it collects the young and middle generations and freezes
+  what survived. Each message a socket receives replaces the chain of objects its consumer waits on
+  (coroutines, futures and their wrappers), and CPython counts those births against the old chain's
+  deaths, so the young generation filled with them for 11-13 s at 200 guesses/s, and then one young
+  collection walked 58,000-79,000 objects: 40-50 ms of daphne with 2,000 sockets, the slowest guesses
+  of a run. A step walks one second's worth: 5-12 ms (BENCHMARKS.md, fix 59).
 - Frozen objects are never collected, so the garbage they become when their sockets close waits for a
   release, as does cyclic garbage not yet collected when a freeze comes (at most one young generation's
   worth per freeze; a process that never sees `min_closed` closes keeps it).
@@ -81,13 +88,18 @@ class ReleaseMemory:
         fraction: float = 0.25,
         quiet: float = 1.0,
         max_wait: float = 10.0,
+        step: float = 1.0,
+        burst: int = 100,
     ):
         self.app = app
         self.freeze_step, self.min_closed, self.fraction = freeze_step, min_closed, fraction
         self.quiet, self.max_wait = quiet, max_wait
-        self.open = self.peak = self.frozen_at = self.closed_since = 0
+        self.step, self.burst = step, burst
+        self.open = self.peak = self.frozen_at = self.closed_since = self.opened_in_step = 0
         self.last_close = self.due_since = 0.0
         self.timer: asyncio.TimerHandle | None = None
+        self.stepper: asyncio.TimerHandle | None = None  # the next step, on the loop of `stepping_on`
+        self.stepping_on: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "websocket":
@@ -100,10 +112,26 @@ class ReleaseMemory:
 
     def opened(self) -> None:
         self.open += 1
+        self.opened_in_step += 1
         self.peak = max(self.peak, self.open)
         if self.open >= self.frozen_at + self.freeze_step:
             gc.freeze()
             self.frozen_at = self.open
+        loop = asyncio.get_running_loop()
+        if self.stepper is None or self.stepping_on is not loop:
+            self.stepping_on = loop
+            self.stepper = loop.call_later(self.step, self.steady)
+
+    def steady(self) -> None:
+        """One step: the young and middle generations collected and what survived frozen, unless a burst
+        of connects came in (its freezes took care of it); again in `step` seconds while sockets are open."""
+        self.stepper = None
+        if self.opened_in_step <= self.burst:
+            gc.collect(1)
+            gc.freeze()
+        self.opened_in_step = 0
+        if self.open > 0:
+            self.stepper = asyncio.get_running_loop().call_later(self.step, self.steady)
 
     def due(self) -> bool:
         if self.closed_since < self.min_closed:

@@ -153,3 +153,69 @@ def test_rss_is_read_for_this_process_or_another_and_none_for_a_missing_one():
     own = memory.rss_kb()
     assert own > 0 and abs(memory.rss_kb(os.getpid()) - own) < own * 0.1
     assert memory.rss_kb(2**22 + 12345) is None  # above Linux's pid limit: no such process
+
+
+@pytest.fixture
+def collector_off():
+    """Only the middleware's steps collect: an automatic collection must not do their work for them."""
+    was = gc.isenabled()
+    gc.disable()
+    yield
+    if was:
+        gc.enable()
+
+
+class Node:
+    pass
+
+
+async def test_each_step_collects_young_garbage_and_freezes_what_survived(collector_off):
+    import weakref
+
+    app = Sockets()
+    middleware = memory.ReleaseMemory(app, step=0.05, freeze_step=1000, min_closed=1000)
+    await start(middleware, 2)
+    a, b, kept = Node(), Node(), Node()
+    a.other, b.other = b, a  # a cycle: only a collection frees it
+    gone = weakref.ref(a)
+    del a, b
+    frozen = gc.get_freeze_count()
+    await asyncio.sleep(0.12)
+    assert gone() is None  # collected by a step
+    assert gc.get_freeze_count() > frozen
+    assert not any(o is kept for o in gc.get_objects())  # frozen: out of every generation's walk
+    await close(app, 2)
+
+
+async def test_a_burst_of_connects_is_left_to_the_freezes_and_the_steps_end_with_the_sockets(monkeypatch):
+    collections = []
+    monkeypatch.setattr(memory.gc, "collect", lambda generation=2: collections.append(generation) or 0)
+    app = Sockets()
+    middleware = memory.ReleaseMemory(app, step=0.05, burst=3, freeze_step=1000, min_closed=1000)
+    await start(middleware, 5)  # more than `burst` in one step
+    await asyncio.sleep(0.07)
+    assert collections == []  # that step only counted the burst
+    await asyncio.sleep(0.05)
+    assert collections == [1]  # the next one, quiet, collected the young and middle generations
+    await close(app, 5)
+    await asyncio.sleep(0.07)
+    steps = len(collections)
+    assert middleware.stepper is None  # no socket open: no step scheduled
+    await asyncio.sleep(0.12)
+    assert len(collections) == steps
+
+
+def test_a_new_event_loop_gets_steps_of_its_own(monkeypatch):
+    steps = []
+    monkeypatch.setattr(memory.gc, "collect", lambda generation=2: steps.append(generation) or 0)
+    middleware = memory.ReleaseMemory(Sockets(), step=0.02, freeze_step=1000, min_closed=1000)
+
+    async def one_socket_for(seconds):
+        task = asyncio.ensure_future(middleware({"type": "websocket"}, None, None))
+        await asyncio.sleep(seconds)
+        task.cancel()
+
+    asyncio.run(one_socket_for(0))  # the loop ends before its first step, which stays scheduled on it
+    assert steps == [] and middleware.stepper is not None
+    asyncio.run(one_socket_for(0.05))
+    assert steps  # stepped on the second loop
