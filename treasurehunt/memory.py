@@ -13,13 +13,16 @@ costs follow:
 - Each time `freeze_step` more are open than at the last freeze, it freezes what is alive (`gc.freeze`, a
   constant-time move of the collector's lists): the sockets' objects leave the collector's generations,
   so its collections stay short however many sockets are open.
-- Every `step` seconds while sockets are open (and no burst of more than `burst` connects came in that
-  step, which the freezes above take care of), it collects the young and middle generations and freezes
-  what survived. Each message a socket receives replaces the chain of objects its consumer waits on
-  (coroutines, futures and their wrappers), and CPython counts those births against the old chain's
-  deaths, so the young generation filled with them for 11-13 s at 200 guesses/s, and then one young
-  collection walked 58,000-79,000 objects: 40-50 ms of daphne with 2,000 sockets, the slowest guesses
-  of a run. A step walks one second's worth: 5-12 ms (BENCHMARKS.md, fix 59).
+- Every `step` seconds while sockets are open it collects the young and middle generations, and every
+  `full_every`-th step all of them, then freezes what survived that full collection. Each message a
+  socket receives replaces the chain of objects its consumer waits on (coroutines, futures and their
+  wrappers), and CPython counts those births against the old chain's deaths, so the young generation
+  filled with them for 11-13 s at 200 guesses/s, and then one young collection walked 58,000-79,000
+  objects: 40-50 ms of daphne with 2,000 sockets, the slowest guesses of a run. A step walks about one
+  second's worth (5-12 ms); the full collection walks what survived since the last one, and freezing only
+  after it freezes no garbage but what was in flight at that moment (BENCHMARKS.md, fix 59). A step in
+  which more than `burst` sockets connected only counts them: the automatic collections and the freezes
+  above deal with a burst's objects.
 - Frozen objects are never collected, so the garbage they become when their sockets close waits for a
   release, as does cyclic garbage not yet collected when a freeze comes (at most one young generation's
   worth per freeze; a process that never sees `min_closed` closes keeps it).
@@ -90,12 +93,13 @@ class ReleaseMemory:
         max_wait: float = 10.0,
         step: float = 1.0,
         burst: int = 100,
+        full_every: int = 60,
     ):
         self.app = app
         self.freeze_step, self.min_closed, self.fraction = freeze_step, min_closed, fraction
         self.quiet, self.max_wait = quiet, max_wait
-        self.step, self.burst = step, burst
-        self.open = self.peak = self.frozen_at = self.closed_since = self.opened_in_step = 0
+        self.step, self.burst, self.full_every = step, burst, full_every
+        self.open = self.peak = self.frozen_at = self.closed_since = self.opened_in_step = self.steps = 0
         self.last_close = self.due_since = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.stepper: asyncio.TimerHandle | None = None  # the next step, on the loop of `stepping_on`
@@ -119,19 +123,29 @@ class ReleaseMemory:
             self.frozen_at = self.open
         loop = asyncio.get_running_loop()
         if self.stepper is None or self.stepping_on is not loop:
+            if self.stepper is not None:
+                self.stepper.cancel()  # scheduled on an earlier loop
             self.stepping_on = loop
             self.stepper = loop.call_later(self.step, self.steady)
 
     def steady(self) -> None:
-        """One step: the young and middle generations collected and what survived frozen, unless a burst
-        of connects came in (its freezes took care of it); again in `step` seconds while sockets are open."""
+        """One step (unless a burst of connects came in): the young and middle generations collected, or on
+        every `full_every`-th step every generation, with what survived frozen; again in `step` seconds while
+        sockets are open."""
+        loop = asyncio.get_running_loop()
+        if loop is not self.stepping_on:  # a step left on an earlier loop
+            return
         self.stepper = None
         if self.opened_in_step <= self.burst:
-            gc.collect(1)
-            gc.freeze()
+            self.steps += 1
+            if self.steps % self.full_every == 0:
+                gc.collect()
+                gc.freeze()
+            else:
+                gc.collect(1)
         self.opened_in_step = 0
         if self.open > 0:
-            self.stepper = asyncio.get_running_loop().call_later(self.step, self.steady)
+            self.stepper = loop.call_later(self.step, self.steady)
 
     def due(self) -> bool:
         if self.closed_since < self.min_closed:

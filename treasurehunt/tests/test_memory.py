@@ -161,6 +161,7 @@ def collector_off():
     was = gc.isenabled()
     gc.disable()
     yield
+    gc.unfreeze()  # what a step froze goes back to the collector for the tests after this one
     if was:
         gc.enable()
 
@@ -169,43 +170,74 @@ class Node:
     pass
 
 
-async def test_each_step_collects_young_garbage_and_freezes_what_survived(collector_off):
+def cycle():
+    """A weak reference to a cycle that only a collection frees."""
     import weakref
 
-    app = Sockets()
-    middleware = memory.ReleaseMemory(app, step=0.05, freeze_step=1000, min_closed=1000)
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    return weakref.ref(a)
+
+
+async def test_a_step_collects_young_garbage_and_the_full_step_also_what_outlived_a_step(collector_off):
+    # A long step: the test calls steady() itself, so no timing decides what it sees.
+    middleware = memory.ReleaseMemory(Sockets(), step=60, full_every=3, freeze_step=1000, min_closed=1000)
     await start(middleware, 2)
-    a, b, kept = Node(), Node(), Node()
-    a.other, b.other = b, a  # a cycle: only a collection frees it
-    gone = weakref.ref(a)
-    del a, b
+    young = cycle()
+    middleware.steady()  # step 1: young and middle generations
+    assert young() is None
+    import weakref
+
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    old = weakref.ref(a)
+    gc.collect(1)  # alive through a young collection: now in the oldest generation
+    del a, b  # then garbage there
+    kept = Node()
     frozen = gc.get_freeze_count()
-    await asyncio.sleep(0.12)
-    assert gone() is None  # collected by a step
+    middleware.steady()  # step 2: young and middle only
+    assert old() is not None and gc.get_freeze_count() == frozen
+    middleware.steady()  # step 3: every generation, then what survived frozen
+    assert old() is None  # not left for a release
     assert gc.get_freeze_count() > frozen
-    assert not any(o is kept for o in gc.get_objects())  # frozen: out of every generation's walk
-    await close(app, 2)
+    assert not any(o is kept for o in gc.get_objects())  # frozen: out of every later walk
+    middleware.stepper.cancel()
 
 
-async def test_a_burst_of_connects_is_left_to_the_freezes_and_the_steps_end_with_the_sockets(monkeypatch):
+async def test_a_burst_of_connects_is_only_counted_and_the_steps_end_with_the_sockets(monkeypatch):
     collections = []
     monkeypatch.setattr(memory.gc, "collect", lambda generation=2: collections.append(generation) or 0)
     app = Sockets()
-    middleware = memory.ReleaseMemory(app, step=0.05, burst=3, freeze_step=1000, min_closed=1000)
+    middleware = memory.ReleaseMemory(
+        app, step=60, burst=3, full_every=100, freeze_step=1000, min_closed=1000
+    )
     await start(middleware, 5)  # more than `burst` in one step
-    await asyncio.sleep(0.07)
+    middleware.steady()
     assert collections == []  # that step only counted the burst
-    await asyncio.sleep(0.05)
+    assert middleware.stepper is not None  # and the next is scheduled
+    middleware.steady()
     assert collections == [1]  # the next one, quiet, collected the young and middle generations
     await close(app, 5)
-    await asyncio.sleep(0.07)
-    steps = len(collections)
+    middleware.steady()
     assert middleware.stepper is None  # no socket open: no step scheduled
-    await asyncio.sleep(0.12)
-    assert len(collections) == steps
 
 
-def test_a_new_event_loop_gets_steps_of_its_own(monkeypatch):
+async def test_steps_come_every_step_seconds_while_sockets_are_open(monkeypatch):
+    collections = []
+    monkeypatch.setattr(memory.gc, "collect", lambda generation=2: collections.append(generation) or 0)
+    app = Sockets()
+    middleware = memory.ReleaseMemory(app, step=0.05, freeze_step=1000, min_closed=1000)
+    await start(middleware, 1)
+    await asyncio.sleep(0.3)
+    assert 2 <= len(collections) <= 7  # about one every 50 ms, however busy the machine
+    await close(app, 1)
+    await asyncio.sleep(0.15)
+    settled = len(collections)
+    await asyncio.sleep(0.15)
+    assert len(collections) == settled
+
+
+def test_a_new_event_loop_gets_steps_of_its_own_and_the_old_loops_step_is_dropped(monkeypatch):
     steps = []
     monkeypatch.setattr(memory.gc, "collect", lambda generation=2: steps.append(generation) or 0)
     middleware = memory.ReleaseMemory(Sockets(), step=0.02, freeze_step=1000, min_closed=1000)
@@ -216,6 +248,15 @@ def test_a_new_event_loop_gets_steps_of_its_own(monkeypatch):
         task.cancel()
 
     asyncio.run(one_socket_for(0))  # the loop ends before its first step, which stays scheduled on it
-    assert steps == [] and middleware.stepper is not None
+    first = middleware.stepper
+    assert steps == [] and first is not None
     asyncio.run(one_socket_for(0.05))
+    assert first.cancelled()
     assert steps  # stepped on the second loop
+
+    async def stale_step():
+        middleware.steady()  # a step running on a loop that is not the middleware's now
+
+    before = len(steps)
+    asyncio.run(stale_step())
+    assert len(steps) == before
