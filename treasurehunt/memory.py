@@ -135,6 +135,8 @@ class ReleaseMemory:
         loop = asyncio.get_running_loop()
         if loop is not self.stepping_on:  # a step left on an earlier loop
             return
+        if self.stepper is not None:
+            self.stepper.cancel()  # a no-op for the step running now; one still pending when called early
         self.stepper = None
         if self.opened_in_step <= self.burst:
             self.steps += 1
